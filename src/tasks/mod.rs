@@ -1,0 +1,2 @@
+//! Tasks: problem generators.
+pub mod arithmetic;
