@@ -1,12 +1,24 @@
 //! rewind: a research framework for learning to undo mistakes (SequenceMatch,
 //! `<bksp>`) and for fine-tuning on failures without forgetting (UFT).
 //!
-//! Data flow of one run: `config` -> `tasks` (problems) -> `data` (batches of
-//! token ids, loss weights, masks, positions) -> `model` (dfdx transformer)
-//! -> `objectives` (losses) -> `train` (stages, optimiser, checkpoints) ->
-//! `eval` (exact-match accuracy) -> `results` + `plot`.
+//! Data flow of one run: [`config`] -> [`tasks`] (problems) -> [`data`]
+//! (batches of token ids, loss weights, masks, positions) -> [`model`] (dfdx
+//! transformer) -> [`objectives`] (losses) -> [`run`] (stages, [`optim`],
+//! [`checkpoint`]s) -> [`eval`] (exact-match accuracy) -> [`metrics`] CSV +
+//! [`plot`].
 
+pub mod checkpoint;
+pub mod config;
 pub mod countdown;
+pub mod data;
+pub mod device;
+pub mod eval;
+pub mod metrics;
+pub mod model;
+pub mod objectives;
+pub mod optim;
 pub mod plot;
+pub mod report;
+pub mod run;
 pub mod tasks;
 pub mod vocab;
