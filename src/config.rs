@@ -65,7 +65,7 @@ pub struct ExperimentSection {
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ObjectiveConfig {
     /// Maximum likelihood on the completion tokens (and `<eos>`).
-    Mle,
+    Mle {},
 }
 
 /// `[[stages]]`: one training stage. A run's stages execute in order, each
@@ -89,9 +89,10 @@ pub struct StageConfig {
     /// Final learning rate of the cosine decay, in [0, lr]. Default 1e-4.
     #[serde(default = "d_min_lr")]
     pub min_lr: f64,
-    /// Linear warm-up steps, <= steps. Default 100.
-    #[serde(default = "d_warmup")]
-    pub warmup_steps: u64,
+    /// Linear warm-up steps, <= steps. Default min(100, steps / 10); the
+    /// resolved value is written to the run's config.toml.
+    #[serde(default)]
+    pub warmup_steps: Option<u64>,
     /// Clip the global gradient norm to this value; 0 disables. Default 1.0.
     #[serde(default = "d_clip")]
     pub grad_clip: f64,
@@ -108,6 +109,13 @@ pub struct StageConfig {
     pub checkpoint_every: u64,
 }
 
+impl StageConfig {
+    /// Warm-up steps (the default is resolved when the config is read).
+    pub fn warmup(&self) -> u64 {
+        self.warmup_steps.unwrap_or((self.steps / 10).min(100))
+    }
+}
+
 fn d_batch() -> usize {
     64
 }
@@ -116,9 +124,6 @@ fn d_lr() -> f64 {
 }
 fn d_min_lr() -> f64 {
     1e-4
-}
-fn d_warmup() -> u64 {
-    100
 }
 fn d_clip() -> f64 {
     1.0
@@ -186,6 +191,7 @@ impl ExperimentConfig {
             if s.name.is_empty() {
                 s.name = format!("stage{i}");
             }
+            s.warmup_steps.get_or_insert((s.steps / 10).min(100));
         }
         cfg.validate()?;
         Ok(cfg)
@@ -221,8 +227,9 @@ impl ExperimentConfig {
             if !(s.min_lr >= 0.0 && s.min_lr <= s.lr) {
                 bail!("{} = {}: allowed range is [0, lr = {}]", k("min_lr"), s.min_lr, s.lr);
             }
-            if s.warmup_steps > s.steps {
-                bail!("{} = {}: must not exceed steps = {}", k("warmup_steps"), s.warmup_steps, s.steps);
+            let warmup = s.warmup();
+            if warmup > s.steps {
+                bail!("{} = {warmup}: must not exceed steps = {}", k("warmup_steps"), s.steps);
             }
             if !(s.grad_clip >= 0.0) {
                 bail!("{} = {}: must be >= 0 (0 disables clipping)", k("grad_clip"), s.grad_clip);

@@ -219,6 +219,13 @@ impl<D: Device<f32>> Runner<'_, D> {
         Ok(em)
     }
 
+    /// Exact match on a whole split without logging it.
+    fn evaluate_quietly(&self, model: &Transformer<D>, split: Split) -> Result<eval::ExactMatch> {
+        let mut rng = rng_for(self.cfg.experiment.seed, &format!("eval/{split}/final"));
+        let problems = pairs(self.task.split(split));
+        eval::exact_match(model, &self.dev, &problems, self.max_answer, self.cfg.eval.batch_size, Decoding::Greedy, &mut rng)
+    }
+
     fn save(&self, model: &Transformer<D>, opt: &AdamW<D>, pos: Position) -> Result<()> {
         let mut meta = BTreeMap::new();
         meta.insert("stage".into(), pos.stage.to_string());
@@ -253,7 +260,7 @@ impl<D: Device<f32>> Runner<'_, D> {
                 return Ok((pos, true, train_s, tokens));
             }
             let t0 = Instant::now();
-            let lr = lr_at(pos.step_in_stage, st.steps, st.warmup_steps, st.lr, st.min_lr);
+            let lr = lr_at(pos.step_in_stage, st.steps, st.warmup(), st.lr, st.min_lr);
             // batch and dropout drawn from RNGs keyed by (seed, stage, step)
             let mut rng = rng_for(seed, &format!("batch/{si}/{}", pos.step_in_stage));
             let examples = (0..st.batch_size)
@@ -276,7 +283,7 @@ impl<D: Device<f32>> Runner<'_, D> {
                 let (targets, weights) = batch.targets(&self.dev);
                 let logits = model.forward_train(&inputs, grads, &mut dropout);
                 let loss = match st.objective {
-                    ObjectiveConfig::Mle => mle_loss(logits, &targets, &weights, batch.weight_sum()),
+                    ObjectiveConfig::Mle {} => mle_loss(logits, &targets, &weights, batch.weight_sum()),
                 };
                 loss_value = loss.as_vec()[0] as f64;
                 let grads = loss.backward();
@@ -412,11 +419,7 @@ pub fn run<D: Device<f32>>(cfg: &ExperimentConfig, dev: D, device_name: &str, op
     }
     r.say(format!("model: {} parameters; results in {}", model.num_params(), dir.display()));
 
-    let mut timings = Vec::new();
-    let mut after_stage: BTreeMap<String, BTreeMap<String, f64>> = BTreeMap::new();
-    let mut final_em = BTreeMap::new();
-    let mut final_n = BTreeMap::new();
-    let mut wrong = vec![];
+    let mut wrong = None;
     for si in 0..cfg.stages.len() {
         if si < pos.stage {
             continue; // finished in an earlier session
@@ -443,7 +446,14 @@ pub fn run<D: Device<f32>>(cfg: &ExperimentConfig, dev: D, device_name: &str, op
         }
         // end of stage: evaluate every split (forgetting table), then checkpoint
         let gstep = global_step(cfg, si + 1, 0);
-        let mut row = BTreeMap::new();
+        r.log.push(&Row {
+            stage: st.name.clone(),
+            step: gstep,
+            split: "train".into(),
+            metric: "tokens_per_s".into(),
+            value: tokens as f64 / train_s.max(1e-9),
+            elapsed_s: pos.elapsed_s,
+        })?;
         for &split in &cfg.eval.splits {
             let em = r.evaluate(&model, &st.name, gstep, split, usize::MAX, pos.elapsed_s)?;
             r.say(format!(
@@ -453,21 +463,10 @@ pub fn run<D: Device<f32>>(cfg: &ExperimentConfig, dev: D, device_name: &str, op
                 em.correct,
                 em.n
             ));
-            row.insert(split.to_string(), em.accuracy());
-            final_em.insert(split.to_string(), em.accuracy());
-            final_n.insert(split.to_string(), em.n);
             if split == Split::Test {
-                wrong = em.wrong_examples.clone();
+                wrong = Some(em.wrong_examples);
             }
         }
-        after_stage.insert(st.name.clone(), row);
-        timings.push(StageTiming {
-            name: st.name.clone(),
-            steps: st.steps,
-            train_s,
-            ms_per_step: 1000.0 * train_s / (st.steps.max(1) as f64),
-            tokens_per_s: tokens as f64 / train_s.max(1e-9),
-        });
         pos = Position {
             stage: si + 1,
             step_in_stage: 0,
@@ -479,6 +478,20 @@ pub fn run<D: Device<f32>>(cfg: &ExperimentConfig, dev: D, device_name: &str, op
     r.pb.finish_and_clear();
     let val_examples = r.task.split(Split::Val).iter().map(example).collect::<Result<Vec<_>>>()?;
     let val_loss = eval::mean_nll(&model, &r.dev, &val_examples, cfg.eval.batch_size);
+    let wrong = match wrong {
+        Some(w) => w,
+        // the last stage finished in an earlier session: look again
+        None if cfg.eval.splits.contains(&Split::Test) => {
+            r.evaluate_quietly(&model, Split::Test)?.wrong_examples
+        }
+        None => vec![],
+    };
+    // per-stage results come from metrics.csv, the one record that
+    // survives interrupted sessions
+    let rows = crate::metrics::read(&dir.join("metrics.csv"))?;
+    let (after_stage, timings) = stage_results(cfg, &rows);
+    let final_em = after_stage.get(&cfg.stages[cfg.stages.len() - 1].name).cloned().unwrap_or_default();
+    let final_n = cfg.eval.splits.iter().map(|s| (s.to_string(), r.task.split(*s).len())).collect();
     let summary = Summary {
         experiment: cfg.experiment.name.clone(),
         run_id: run_id(cfg)?,
@@ -502,6 +515,40 @@ pub fn run<D: Device<f32>>(cfg: &ExperimentConfig, dev: D, device_name: &str, op
         eprintln!("warning: could not plot {}: {e:#}", dir.display());
     }
     Ok(Some(summary))
+}
+
+/// The forgetting table (`after_stage[stage][split]` = exact match after
+/// that stage) and per-stage timings, read back from metrics rows.
+fn stage_results(cfg: &ExperimentConfig, rows: &[Row]) -> (BTreeMap<String, BTreeMap<String, f64>>, Vec<StageTiming>) {
+    let mut table = BTreeMap::new();
+    let mut timings = Vec::new();
+    let mut prev_elapsed = 0.0;
+    for (si, st) in cfg.stages.iter().enumerate() {
+        let end = global_step(cfg, si + 1, 0);
+        let at_end = |split: &str, metric: &str| {
+            rows.iter()
+                .find(|r| r.stage == st.name && r.step == end && r.split == split && r.metric == metric)
+                .map(|r| (r.value, r.elapsed_s))
+        };
+        let row: BTreeMap<String, f64> = cfg
+            .eval
+            .splits
+            .iter()
+            .filter_map(|sp| at_end(&sp.to_string(), "exact_match").map(|(v, _)| (sp.to_string(), v)))
+            .collect();
+        table.insert(st.name.clone(), row);
+        let elapsed = at_end("train", "loss").map_or(prev_elapsed, |(_, e)| e);
+        let train_s = elapsed - prev_elapsed;
+        prev_elapsed = elapsed;
+        timings.push(StageTiming {
+            name: st.name.clone(),
+            steps: st.steps,
+            train_s,
+            ms_per_step: 1000.0 * train_s / st.steps.max(1) as f64,
+            tokens_per_s: at_end("train", "tokens_per_s").map_or(0.0, |(v, _)| v),
+        });
+    }
+    (table, timings)
 }
 
 /// Threads the matmul kernels use (rayon's global pool).

@@ -1,0 +1,395 @@
+//! Configuration of `rewind data countdown CONFIG` ([`CountdownDataConfig`]).
+//!
+//! Every field has a default, so an empty file is the default build; keys
+//! unknown to the config are errors (`deny_unknown_fields`). The example
+//! with every key is `experiments/countdown_data.toml`.
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use super::puzzle::{CountdownSpec, GAME24_SOLVABLE_COUNT};
+use super::search::{StrategyMix, StrategySpec};
+use super::solver::MAX_NUMBERS;
+
+/// A configuration value out of range; `key` is its full dotted key.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("{key} = {value}: {reason}")]
+pub struct ConfigError {
+    /// Full key, e.g. `countdown.number_max`.
+    pub key: String,
+    /// The offending value as written.
+    pub value: String,
+    /// What is wrong and what is allowed.
+    pub reason: String,
+}
+
+fn err<T: std::fmt::Debug>(key: &str, value: T, reason: impl Into<String>) -> ConfigError {
+    ConfigError {
+        key: key.into(),
+        value: format!("{value:?}"),
+        reason: reason.into(),
+    }
+}
+
+/// The whole dataset build.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CountdownDataConfig {
+    /// Master seed. Every random choice (held-out targets, problems,
+    /// strategies, beam shuffles, failed-path sampling) derives from it, so
+    /// the same config writes byte-identical files. Any u64; default 0.
+    pub seed: u64,
+    /// Countdown problems and splits.
+    pub countdown: CountdownSection,
+    /// Game-of-24 problems and splits.
+    pub game24: Game24Section,
+    /// Search strategies that produce the paths.
+    pub search: SearchSection,
+    /// Symbolic inference-time search baseline on the test splits.
+    pub baseline: BaselineSection,
+}
+
+/// `[countdown]`: problem generator and split sizes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CountdownSection {
+    /// Build the Countdown datasets at all. Default true.
+    pub enabled: bool,
+    /// Numbers per problem, 2..=6. Default 4 (paper).
+    pub numbers: usize,
+    /// Smallest input number, >= 1. Default 1 (paper).
+    pub number_min: i64,
+    /// Largest input number, >= number_min; `max(number_max, 2)^numbers`
+    /// must fit in i64 so no intermediate can overflow (e.g. <= 55108 for 4
+    /// numbers). Default 99 (paper).
+    pub number_max: i64,
+    /// Smallest target, >= 0. Default 10 (paper).
+    pub target_min: i64,
+    /// Largest target, >= target_min, at most 1_000_000. Default 100 (paper).
+    pub target_max: i64,
+    /// Fraction of the targets target_min..=target_max (after removing the
+    /// extra ones) held out for test only, in [0, 1). Default 0.1 (paper).
+    pub heldout_target_frac: f64,
+    /// Targets always held out for test (also outside the range), each >= 0.
+    /// Default [24] (the paper holds out 24 to test on Game-of-24 style
+    /// targets).
+    pub heldout_extra_targets: Vec<i64>,
+    /// Training problems, <= 10_000_000. Default 2000 (paper: 500_000).
+    pub train_size: usize,
+    /// Validation problems (train targets, distinct problems). Default 200
+    /// (paper: 1000).
+    pub val_size: usize,
+    /// Test problems (held-out targets only). Default 200 (paper: 1000).
+    pub test_size: usize,
+    /// Rejection-sampling cap: draws of numbers for one problem before the
+    /// build fails, >= 1. Default 100_000.
+    pub max_draws: u64,
+}
+
+impl Default for CountdownSection {
+    fn default() -> Self {
+        let p = CountdownSpec::PAPER;
+        CountdownSection {
+            enabled: true,
+            numbers: p.count,
+            number_min: p.number_min,
+            number_max: p.number_max,
+            target_min: p.target_min,
+            target_max: p.target_max,
+            heldout_target_frac: 0.1,
+            heldout_extra_targets: vec![24],
+            train_size: 2000,
+            val_size: 200,
+            test_size: 200,
+            max_draws: 100_000,
+        }
+    }
+}
+
+impl CountdownSection {
+    /// The generator ranges.
+    pub fn spec(&self) -> CountdownSpec {
+        CountdownSpec {
+            count: self.numbers,
+            number_min: self.number_min,
+            number_max: self.number_max,
+            target_min: self.target_min,
+            target_max: self.target_max,
+        }
+    }
+}
+
+/// `[game24]`: the deterministic Game-of-24 split.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Game24Section {
+    /// Build the Game-of-24 datasets. Default true.
+    pub enabled: bool,
+    /// Validation multisets; val_size + test_size < 1362. Default 180 (paper).
+    pub val_size: usize,
+    /// Test multisets. Default 100 (paper).
+    pub test_size: usize,
+    /// Seed of the split shuffle, independent of `seed` so that datasets
+    /// built with different seeds share one Game-of-24 split. Default 24.
+    pub split_seed: u64,
+}
+
+impl Default for Game24Section {
+    fn default() -> Self {
+        Game24Section {
+            enabled: true,
+            val_size: 180,
+            test_size: 100,
+            split_seed: 24,
+        }
+    }
+}
+
+/// `[search]`: which strategies generate the paths.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SearchSection {
+    /// Strategies drawn uniformly per problem: `dfs-sum`, `dfs-mult`,
+    /// `bfs-sum`, `bfs-mult` (beam width drawn from beam_widths) or a fixed
+    /// width `bfsK-sum` / `bfsK-mult`. Non-empty. Default the paper's
+    /// random mode: ["dfs-sum", "dfs-mult", "bfs-sum", "bfs-mult"].
+    pub strategies: Vec<StrategySpec>,
+    /// Beam widths for `bfs-*` entries, drawn uniformly, each 1..=64.
+    /// Default [1, 2, 3, 4, 5] (paper).
+    pub beam_widths: Vec<usize>,
+    /// Most failed paths (D-) kept per problem, sampled uniformly from the
+    /// distinct failed leaves of its trace; 0 = no D-, <= 10_000. Default 3
+    /// (paper's downsample_size).
+    pub max_failed: usize,
+}
+
+impl Default for SearchSection {
+    fn default() -> Self {
+        let m = StrategyMix::paper();
+        SearchSection {
+            strategies: m.specs,
+            beam_widths: m.beam_widths,
+            max_failed: 3,
+        }
+    }
+}
+
+impl SearchSection {
+    /// The strategy distribution.
+    pub fn mix(&self) -> StrategyMix {
+        StrategyMix {
+            specs: self.strategies.clone(),
+            beam_widths: self.beam_widths.clone(),
+        }
+    }
+}
+
+/// `[baseline]`: success rate and wall time of each symbolic strategy on the
+/// test problems (`baseline.csv`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BaselineSection {
+    /// Run the baseline. Default true.
+    pub enabled: bool,
+    /// Strategies to time; `bfs-*` entries expand to every width in
+    /// search.beam_widths. A row for the strategy mix itself ("random") and
+    /// for the exact solver ("exact") is always added. Default
+    /// ["dfs-sum", "dfs-mult", "bfs-sum", "bfs-mult"].
+    pub strategies: Vec<StrategySpec>,
+    /// Use at most this many test problems per task; 0 = all. Default 0.
+    pub max_problems: usize,
+}
+
+impl Default for BaselineSection {
+    fn default() -> Self {
+        BaselineSection {
+            enabled: true,
+            strategies: StrategyMix::paper().specs,
+            max_problems: 0,
+        }
+    }
+}
+
+impl CountdownDataConfig {
+    /// Checks every value; the error names the first bad key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let c = &self.countdown;
+        if !(2..=6).contains(&c.numbers) || c.numbers > MAX_NUMBERS {
+            return Err(err("countdown.numbers", c.numbers, "must be in 2..=6"));
+        }
+        if c.number_min < 1 {
+            return Err(err("countdown.number_min", c.number_min, "must be >= 1"));
+        }
+        if c.number_max < c.number_min {
+            return Err(err(
+                "countdown.number_max",
+                c.number_max,
+                format!("must be >= countdown.number_min ({})", c.number_min),
+            ));
+        }
+        let fits = (0..c.numbers)
+            .try_fold(1i64, |acc, _| acc.checked_mul(c.number_max.max(2)))
+            .is_some();
+        if !fits {
+            return Err(err(
+                "countdown.number_max",
+                c.number_max,
+                format!(
+                    "number_max^{} must fit in i64 so that no intermediate value can overflow",
+                    c.numbers
+                ),
+            ));
+        }
+        if c.target_min < 0 {
+            return Err(err("countdown.target_min", c.target_min, "must be >= 0"));
+        }
+        if c.target_max < c.target_min || c.target_max > 1_000_000 {
+            return Err(err(
+                "countdown.target_max",
+                c.target_max,
+                format!(
+                    "must be in countdown.target_min ({})..=1000000",
+                    c.target_min
+                ),
+            ));
+        }
+        if !(0.0..1.0).contains(&c.heldout_target_frac) {
+            return Err(err(
+                "countdown.heldout_target_frac",
+                c.heldout_target_frac,
+                "must be in [0, 1)",
+            ));
+        }
+        if let Some(t) = c
+            .heldout_extra_targets
+            .iter()
+            .find(|&&t| !(0..=1_000_000).contains(&t))
+        {
+            return Err(err(
+                "countdown.heldout_extra_targets",
+                t,
+                "each extra target must be in 0..=1000000",
+            ));
+        }
+        if c.train_size > 10_000_000 {
+            return Err(err(
+                "countdown.train_size",
+                c.train_size,
+                "must be <= 10000000",
+            ));
+        }
+        if c.max_draws == 0 {
+            return Err(err("countdown.max_draws", c.max_draws, "must be >= 1"));
+        }
+        if c.enabled {
+            let t = super::puzzle::split_targets(
+                &c.spec(),
+                c.heldout_target_frac,
+                &c.heldout_extra_targets,
+                self.seed,
+            );
+            if c.test_size > 0 && t.test.is_empty() {
+                return Err(err(
+                    "countdown.heldout_target_frac",
+                    c.heldout_target_frac,
+                    "holds out no target, but test_size > 0: raise it or add countdown.heldout_extra_targets",
+                ));
+            }
+            if c.train_size + c.val_size > 0 && t.train.is_empty() {
+                return Err(err(
+                    "countdown.heldout_target_frac",
+                    c.heldout_target_frac,
+                    "leaves no target for train/val: widen countdown.target_min..target_max",
+                ));
+            }
+        }
+        let g = &self.game24;
+        let available = GAME24_SOLVABLE_COUNT;
+        if g.val_size + g.test_size >= available {
+            return Err(err(
+                "game24.test_size",
+                g.test_size,
+                format!("game24.val_size + game24.test_size must be < {available} (the solvable multisets)"),
+            ));
+        }
+        let s = &self.search;
+        if s.strategies.is_empty() {
+            return Err(err(
+                "search.strategies",
+                &s.strategies,
+                "must list at least one strategy",
+            ));
+        }
+        if s.beam_widths.is_empty() {
+            return Err(err(
+                "search.beam_widths",
+                &s.beam_widths,
+                "must list at least one width",
+            ));
+        }
+        if let Some(k) = s.beam_widths.iter().find(|&&k| !(1..=64).contains(&k)) {
+            return Err(err("search.beam_widths", k, "each width must be in 1..=64"));
+        }
+        if s.max_failed > 10_000 {
+            return Err(err("search.max_failed", s.max_failed, "must be <= 10000"));
+        }
+        if self.baseline.enabled && self.baseline.strategies.is_empty() {
+            return Err(err(
+                "baseline.strategies",
+                &self.baseline.strategies,
+                "must list at least one strategy",
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_validate_and_errors_name_keys() {
+        CountdownDataConfig::default().validate().unwrap();
+        let mut c = CountdownDataConfig::default();
+        c.countdown.number_max = 0;
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .starts_with("countdown.number_max"));
+        let mut c = CountdownDataConfig::default();
+        c.search.beam_widths = vec![0];
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .starts_with("search.beam_widths"));
+        let mut c = CountdownDataConfig::default();
+        c.countdown.heldout_target_frac = 0.0;
+        c.countdown.heldout_extra_targets.clear();
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .starts_with("countdown.heldout_target_frac"));
+        let mut c = CountdownDataConfig::default();
+        c.countdown.numbers = 7;
+        assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn toml_round_trip_and_unknown_keys() {
+        let c = CountdownDataConfig::default();
+        let text = toml::to_string(&c).unwrap();
+        assert_eq!(toml::from_str::<CountdownDataConfig>(&text).unwrap(), c);
+        let e = toml::from_str::<CountdownDataConfig>("[countdown]\nnumbrs = 4\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("numbrs"), "{e}");
+        let e = toml::from_str::<CountdownDataConfig>("[search]\nstrategies = [\"dfs-max\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("dfs-max"), "{e}");
+    }
+}
