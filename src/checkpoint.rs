@@ -39,11 +39,14 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         path.file_name().and_then(|n| n.to_str()).unwrap_or("file")
     ));
     {
-        let mut f = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-        f.write_all(bytes).with_context(|| format!("writing {}", tmp.display()))?;
+        let mut f =
+            std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+        f.write_all(bytes)
+            .with_context(|| format!("writing {}", tmp.display()))?;
         f.sync_all().ok();
     }
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
+    std::fs::rename(&tmp, path)
+        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
 }
 
 /// Saves `model` (and `opt`, if given) with `meta` to `path`, atomically.
@@ -59,13 +62,26 @@ pub fn save<D: Device<f32>>(
         let (r, c) = *t.shape();
         owned.push((name.clone(), vec![r, c], f32_bytes(&t.as_vec())));
         if let Some(opt) = opt {
-            owned.push((format!("optim.m.{name}"), vec![r, c], f32_bytes(&opt.m[i].as_vec())));
-            owned.push((format!("optim.v.{name}"), vec![r, c], f32_bytes(&opt.v[i].as_vec())));
+            owned.push((
+                format!("optim.m.{name}"),
+                vec![r, c],
+                f32_bytes(&opt.m[i].as_vec()),
+            ));
+            owned.push((
+                format!("optim.v.{name}"),
+                vec![r, c],
+                f32_bytes(&opt.v[i].as_vec()),
+            ));
         }
     }
     let views = owned
         .iter()
-        .map(|(n, shape, bytes)| Ok((n.clone(), TensorView::new(Dtype::F32, shape.clone(), bytes)?)))
+        .map(|(n, shape, bytes)| {
+            Ok((
+                n.clone(),
+                TensorView::new(Dtype::F32, shape.clone(), bytes)?,
+            ))
+        })
         .collect::<Result<Vec<_>, safetensors::SafeTensorError>>()?;
     let mut info: HashMap<String, String> = meta.clone().into_iter().collect();
     info.insert("format".into(), FORMAT.into());
@@ -89,23 +105,48 @@ pub struct Checkpoint {
 impl Checkpoint {
     /// Reads and checks the header of a checkpoint file.
     pub fn read(path: &Path) -> Result<Self> {
-        let bytes = std::fs::read(path).with_context(|| format!("reading checkpoint {}", path.display()))?;
+        let bytes = std::fs::read(path)
+            .with_context(|| format!("reading checkpoint {}", path.display()))?;
         let (_, header) = SafeTensors::read_metadata(&bytes)
             .with_context(|| format!("{} is not a safetensors file", path.display()))?;
-        let meta: BTreeMap<String, String> = header.metadata().clone().unwrap_or_default().into_iter().collect();
+        let meta: BTreeMap<String, String> = header
+            .metadata()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
         if meta.get("format").map(String::as_str) != Some(FORMAT) {
-            bail!("{}: not a rewind checkpoint (metadata format != {FORMAT})", path.display());
+            bail!(
+                "{}: not a rewind checkpoint (metadata format != {FORMAT})",
+                path.display()
+            );
         }
-        let model_cfg: ModelConfig = serde_json::from_str(meta.get("model").map(String::as_str).unwrap_or(""))
-            .with_context(|| format!("{}: bad `model` metadata", path.display()))?;
-        Ok(Self { bytes, meta, model_cfg })
+        let model_cfg: ModelConfig =
+            serde_json::from_str(meta.get("model").map(String::as_str).unwrap_or(""))
+                .with_context(|| format!("{}: bad `model` metadata", path.display()))?;
+        Ok(Self {
+            bytes,
+            meta,
+            model_cfg,
+        })
     }
 
-    fn tensor<D: Device<f32>>(&self, st: &SafeTensors, name: &str, like: &Tensor2<D>) -> Result<Tensor2<D>> {
-        let view = st.tensor(name).with_context(|| format!("checkpoint has no tensor `{name}`"))?;
+    fn tensor<D: Device<f32>>(
+        &self,
+        st: &SafeTensors,
+        name: &str,
+        like: &Tensor2<D>,
+    ) -> Result<Tensor2<D>> {
+        let view = st
+            .tensor(name)
+            .with_context(|| format!("checkpoint has no tensor `{name}`"))?;
         let (r, c) = *like.shape();
         if view.dtype() != Dtype::F32 || view.shape() != [r, c] {
-            bail!("checkpoint tensor `{name}` is {:?} {:?}, expected F32 [{r}, {c}]", view.dtype(), view.shape());
+            bail!(
+                "checkpoint tensor `{name}` is {:?} {:?}, expected F32 [{r}, {c}]",
+                view.dtype(),
+                view.shape()
+            );
         }
         let v: Vec<f32> = view
             .data()
@@ -123,9 +164,17 @@ impl Checkpoint {
     }
 
     /// Overwrites `model`'s parameters (and `opt`'s state, if given).
-    pub fn load_into<D: Device<f32>>(&self, model: &mut Transformer<D>, opt: Option<&mut AdamW<D>>) -> Result<()> {
+    pub fn load_into<D: Device<f32>>(
+        &self,
+        model: &mut Transformer<D>,
+        opt: Option<&mut AdamW<D>>,
+    ) -> Result<()> {
         if model.cfg != self.model_cfg {
-            bail!("checkpoint model config {:?} differs from {:?}", self.model_cfg, model.cfg);
+            bail!(
+                "checkpoint model config {:?} differs from {:?}",
+                self.model_cfg,
+                model.cfg
+            );
         }
         let st = SafeTensors::deserialize(&self.bytes)?;
         let names: Vec<String> = model.params().into_iter().map(|(n, _)| n).collect();
@@ -149,7 +198,11 @@ impl Checkpoint {
         if let Some(opt) = opt {
             opt.m = new_m;
             opt.v = new_v;
-            opt.t = self.meta.get("optim_t").and_then(|s| s.parse().ok()).context("checkpoint has no optim_t")?;
+            opt.t = self
+                .meta
+                .get("optim_t")
+                .and_then(|s| s.parse().ok())
+                .context("checkpoint has no optim_t")?;
         }
         Ok(())
     }

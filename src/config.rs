@@ -180,7 +180,8 @@ impl ExperimentConfig {
     /// Reads, parses and validates a config; every error names the file,
     /// and the key where there is one.
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
         Self::from_toml(&text).with_context(|| format!("invalid config {}", path.display()))
     }
 
@@ -205,7 +206,11 @@ impl ExperimentConfig {
     /// Checks every range; errors name the key (`stages[1].lr`, ...).
     pub fn validate(&self) -> Result<()> {
         let name = &self.experiment.name;
-        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
             bail!("experiment.name = {name:?}: use letters, digits, '-' and '_' (it names a results folder)");
         }
         self.model.validate().map_err(anyhow::Error::msg)?;
@@ -225,28 +230,44 @@ impl ExperimentConfig {
                 bail!("{} = {}: must be a positive number", k("lr"), s.lr);
             }
             if !(s.min_lr >= 0.0 && s.min_lr <= s.lr) {
-                bail!("{} = {}: allowed range is [0, lr = {}]", k("min_lr"), s.min_lr, s.lr);
+                bail!(
+                    "{} = {}: allowed range is [0, lr = {}]",
+                    k("min_lr"),
+                    s.min_lr,
+                    s.lr
+                );
             }
             let warmup = s.warmup();
             if warmup > s.steps {
-                bail!("{} = {warmup}: must not exceed steps = {}", k("warmup_steps"), s.steps);
+                bail!(
+                    "{} = {warmup}: must not exceed steps = {}",
+                    k("warmup_steps"),
+                    s.steps
+                );
             }
-            if !(s.grad_clip >= 0.0) {
-                bail!("{} = {}: must be >= 0 (0 disables clipping)", k("grad_clip"), s.grad_clip);
+            if s.grad_clip.is_nan() || s.grad_clip < 0.0 {
+                bail!(
+                    "{} = {}: must be >= 0 (0 disables clipping)",
+                    k("grad_clip"),
+                    s.grad_clip
+                );
             }
             let o = &s.optimizer;
             if !(0.0..1.0).contains(&o.beta1) || !(0.0..1.0).contains(&o.beta2) {
                 bail!("{}: beta1 and beta2 must be in [0, 1)", k("optimizer"));
             }
-            if !(o.eps > 0.0) || !(o.weight_decay >= 0.0) {
+            if o.eps.is_nan() || o.eps <= 0.0 || o.weight_decay.is_nan() || o.weight_decay < 0.0 {
                 bail!("{}: eps must be > 0 and weight_decay >= 0", k("optimizer"));
             }
         }
         if self.eval.batch_size == 0 {
             bail!("eval.batch_size = 0: must be at least 1");
         }
-        if !(self.eval.temperature >= 0.0) {
-            bail!("eval.temperature = {}: must be >= 0 (0 = greedy)", self.eval.temperature);
+        if self.eval.temperature.is_nan() || self.eval.temperature < 0.0 {
+            bail!(
+                "eval.temperature = {}: must be >= 0 (0 = greedy)",
+                self.eval.temperature
+            );
         }
         Ok(())
     }

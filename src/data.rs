@@ -15,6 +15,9 @@ use crate::vocab::{BOS, EOS, PAD};
 /// keys are all hidden (a padding query) gives a uniform softmax, not NaN.
 pub const MASKED: f32 = -1e9;
 
+/// `(batch, seq)` token ids on a device.
+pub type Ids<D> = Tensor<(usize, usize), usize, D>;
+
 /// One training sequence: `tokens` starts with `<bos>` and usually ends with
 /// `<eos>`; the tokens at index >= `loss_from` are targets that carry loss
 /// (e.g. the answer and `<eos>`, not the prompt).
@@ -61,7 +64,12 @@ impl Batch {
     /// Right-padded causal batch: input `tokens[..n-1]`, target `tokens[1..]`.
     pub fn causal(examples: &[Example]) -> Self {
         let batch = examples.len();
-        let seq = examples.iter().map(|e| e.tokens.len().saturating_sub(1)).max().unwrap_or(0).max(1);
+        let seq = examples
+            .iter()
+            .map(|e| e.tokens.len().saturating_sub(1))
+            .max()
+            .unwrap_or(0)
+            .max(1);
         let mut b = Self {
             batch,
             seq,
@@ -112,10 +120,7 @@ impl Batch {
     }
 
     /// Targets and loss weights on `dev`, each `(batch, seq)`.
-    pub fn targets<D: Device<f32>>(
-        &self,
-        dev: &D,
-    ) -> (Tensor<(usize, usize), usize, D>, Tensor<(usize, usize), f32, D>) {
+    pub fn targets<D: Device<f32>>(&self, dev: &D) -> (Ids<D>, Tensor<(usize, usize), f32, D>) {
         (
             dev.tensor_from_vec(self.targets.clone(), (self.batch, self.seq)),
             dev.tensor_from_vec(self.weights.clone(), (self.batch, self.seq)),

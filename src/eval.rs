@@ -76,7 +76,10 @@ fn pick(logits: &[f32], decoding: Decoding, rng: &mut StdRng) -> u32 {
         }
         Decoding::Sample { temperature } => {
             let max = logits.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
-            let w: Vec<f64> = logits.iter().map(|&l| (((l - max) / temperature) as f64).exp()).collect();
+            let w: Vec<f64> = logits
+                .iter()
+                .map(|&l| (((l - max) / temperature) as f64).exp())
+                .collect();
             let total: f64 = w.iter().sum();
             let mut u = rng.gen::<f64>() * total;
             for (i, wi) in w.iter().enumerate() {
@@ -196,7 +199,8 @@ pub fn exact_match<D: Device<f32>>(
             if g.finished && &got == answer {
                 res.correct += 1;
             } else if res.wrong_examples.len() < 5 {
-                res.wrong_examples.push((prompt.clone(), answer.clone(), got));
+                res.wrong_examples
+                    .push((prompt.clone(), answer.clone(), got));
             }
         }
     }
@@ -204,7 +208,12 @@ pub fn exact_match<D: Device<f32>>(
 }
 
 /// Teacher-forced mean token NLL of `examples` (the MLE loss, no gradient).
-pub fn mean_nll<D: Device<f32>>(model: &Transformer<D>, dev: &D, examples: &[Example], batch_size: usize) -> f64 {
+pub fn mean_nll<D: Device<f32>>(
+    model: &Transformer<D>,
+    dev: &D,
+    examples: &[Example],
+    batch_size: usize,
+) -> f64 {
     let mut total = 0.0f64;
     let mut weight = 0.0f64;
     for chunk in examples.chunks(batch_size.max(1)) {

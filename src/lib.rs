@@ -21,4 +21,5 @@ pub mod plot;
 pub mod report;
 pub mod run;
 pub mod tasks;
+pub mod train;
 pub mod vocab;

@@ -68,11 +68,54 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
+    /// Solve a Countdown or Game-of-24 puzzle exactly: prints one expression that uses each
+    /// number once and equals the target, or `no solution`. Countdown rules: + * and exact /,
+    /// subtraction larger-minus-smaller, all intermediates positive integers. `--game24`: exactly
+    /// 4 numbers in 1..13, target 24, rational intermediates allowed.
+    Solve {
+        /// The input numbers, e.g. `25 5 5 33`.
+        #[arg(required = true)]
+        numbers: Vec<i64>,
+        /// The target value.
+        #[arg(long, allow_hyphen_values = true)]
+        target: i64,
+        /// Use the Game-of-24 rules.
+        #[arg(long)]
+        game24: bool,
+    },
+    /// Build datasets from a data config.
+    Data {
+        #[command(subcommand)]
+        what: DataCommand,
+    },
 }
 
-fn sample(checkpoint: PathBuf, prompts: Vec<String>, temperature: f32, num: usize, seed: u64) -> Result<()> {
+#[derive(Subcommand)]
+enum DataCommand {
+    /// Countdown and Game-of-24 train/val/test sets of successful (D+) and failed (D-) search
+    /// paths, statistics per strategy, and the symbolic search baseline, e.g.
+    /// `rewind data countdown experiments/countdown_data.toml`.
+    Countdown {
+        /// A countdown data config (see experiments/countdown_data.toml).
+        config: PathBuf,
+        /// Output folder (default data/countdown/<config file stem>).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+fn sample(
+    checkpoint: PathBuf,
+    prompts: Vec<String>,
+    temperature: f32,
+    num: usize,
+    seed: u64,
+) -> Result<()> {
     let ck = Checkpoint::read(&checkpoint)?;
-    let cfg_text = ck.meta.get("config").context("checkpoint has no experiment config in its metadata")?;
+    let cfg_text = ck
+        .meta
+        .get("config")
+        .context("checkpoint has no experiment config in its metadata")?;
     let cfg = ExperimentConfig::from_toml(cfg_text).context("checkpoint's stored config")?;
     let dev = device::default_device();
     let model = ck.model(&dev)?;
@@ -90,15 +133,29 @@ fn sample(checkpoint: PathBuf, prompts: Vec<String>, temperature: f32, num: usiz
         let long = task.problem(a, op, b, false).prompt.len() < text.len();
         let p = task.problem(a, op, b, long);
         let ids = vocab::encode(&p.prompt)?;
-        for g in generate(&model, &dev, &vec![ids; num], task.max_answer_len() + 4, decoding, &mut rng) {
+        for g in generate(
+            &model,
+            &dev,
+            &vec![ids; num],
+            task.max_answer_len() + 4,
+            decoding,
+            &mut rng,
+        ) {
             let out = vocab::decode(&g.output)?;
-            let verdict = if g.finished && out == p.answer { "correct" } else { "wrong" };
+            let verdict = if g.finished && out == p.answer {
+                "correct"
+            } else {
+                "wrong"
+            };
             let actions = if g.actions.contains(&vocab::BKSP) {
                 format!("  (actions: {})", vocab::decode(&g.actions)?)
             } else {
                 String::new()
             };
-            println!("{} {}  [{verdict}; expected {}]{actions}", p.prompt, out, p.answer);
+            println!(
+                "{} {}  [{verdict}; expected {}]{actions}",
+                p.prompt, out, p.answer
+            );
         }
     }
     Ok(())
@@ -108,7 +165,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.threads {
         Some(n) => std::env::set_var("RAYON_NUM_THREADS", n.max(1).to_string()),
-        None if std::env::var_os("RAYON_NUM_THREADS").is_none() => std::env::set_var("RAYON_NUM_THREADS", "1"),
+        None if std::env::var_os("RAYON_NUM_THREADS").is_none() => {
+            std::env::set_var("RAYON_NUM_THREADS", "1")
+        }
         None => {}
     }
     let result = match cli.command {
@@ -129,7 +188,10 @@ fn main() -> ExitCode {
             };
             let dev = device::default_device();
             let summary = run(&cfg, dev, device::NAME, &opts)?.context("run stopped early")?;
-            println!("{}", rewind::report::summary_text(&summary, &opts.results_root));
+            println!(
+                "{}",
+                rewind::report::summary_text(&summary, &opts.results_root)
+            );
             Ok(())
         })(),
         Command::Sample {
@@ -139,6 +201,17 @@ fn main() -> ExitCode {
             num,
             seed,
         } => sample(checkpoint, prompts, temperature, num, seed),
+        Command::Solve {
+            numbers,
+            target,
+            game24,
+        } => rewind::countdown::solve_command(&numbers, target, game24)
+            .map(|line| println!("{line}")),
+        Command::Data {
+            what: DataCommand::Countdown { config, out },
+        } => {
+            rewind::countdown::data_command(&config, out.as_deref()).map(|text| println!("{text}"))
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

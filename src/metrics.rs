@@ -85,7 +85,8 @@ impl MetricsLog {
 
 /// Reads every row of a metrics.csv.
 pub fn read(path: &Path) -> Result<Vec<Row>> {
-    let mut rdr = csv::Reader::from_path(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut rdr =
+        csv::Reader::from_path(path).with_context(|| format!("reading {}", path.display()))?;
     rdr.deserialize()
         .enumerate()
         .map(|(i, r)| r.with_context(|| format!("{}: bad row {}", path.display(), i + 2)))

@@ -58,7 +58,12 @@ pub fn decays(name: &str) -> bool {
 impl<D: Device<f32>> AdamW<D> {
     /// Zero moments for `params` (name, tensor).
     pub fn new(cfg: AdamWConfig, params: &[(String, &Tensor2<D>)]) -> Self {
-        let zeros = || params.iter().map(|(_, p)| p.device().zeros_like(*p)).collect::<Vec<_>>();
+        let zeros = || {
+            params
+                .iter()
+                .map(|(_, p)| p.device().zeros_like(*p))
+                .collect::<Vec<_>>()
+        };
         Self {
             cfg,
             t: 0,
@@ -80,8 +85,13 @@ impl<D: Device<f32>> AdamW<D> {
         for (i, (p, g)) in params.into_iter().zip(grads).enumerate() {
             let m = self.m[i].clone() * b1 as f32 + g.clone() * (1.0 - b1) as f32;
             let v = self.v[i].clone() * b2 as f32 + g.clone().square() * (1.0 - b2) as f32;
-            let step = (m.clone() * (1.0 / bc1) as f32) / ((v.clone() * (1.0 / bc2) as f32).sqrt() + self.cfg.eps as f32);
-            let wd = if self.decay[i] { self.cfg.weight_decay } else { 0.0 };
+            let step = (m.clone() * (1.0 / bc1) as f32)
+                / ((v.clone() * (1.0 / bc2) as f32).sqrt() + self.cfg.eps as f32);
+            let wd = if self.decay[i] {
+                self.cfg.weight_decay
+            } else {
+                0.0
+            };
             let new_p = p.clone() * (1.0 - lr * wd) as f32 - step * lr as f32;
             *p = new_p;
             self.m[i] = m;
@@ -138,11 +148,17 @@ mod tests {
         let dev: Cpu = Default::default();
         let mut p: Tensor2<Cpu> = dev.tensor_from_vec(vec![1.0, -2.0], (1, 2));
         let g: Tensor2<Cpu> = dev.tensor_from_vec(vec![0.5, -3.0], (1, 2));
-        let cfg = AdamWConfig { weight_decay: 0.0, ..Default::default() };
+        let cfg = AdamWConfig {
+            weight_decay: 0.0,
+            ..Default::default()
+        };
         let mut opt = AdamW::new(cfg, &[("x.bias".into(), &p)]);
         opt.update(vec![&mut p], &[g], 0.1);
         let v = p.as_vec();
-        assert!((v[0] - 0.9).abs() < 1e-5 && (v[1] + 1.9).abs() < 1e-5, "{v:?}");
+        assert!(
+            (v[0] - 0.9).abs() < 1e-5 && (v[1] + 1.9).abs() < 1e-5,
+            "{v:?}"
+        );
     }
 
     #[test]
@@ -152,6 +168,9 @@ mod tests {
         let n = clip_grad_norm(&mut g, 1.0);
         assert!((n - 5.0).abs() < 1e-6);
         let v = g[0].as_vec();
-        assert!((v[0] - 0.6).abs() < 1e-4 && (v[1] - 0.8).abs() < 1e-4, "{v:?}");
+        assert!(
+            (v[0] - 0.6).abs() < 1e-4 && (v[1] - 0.8).abs() < 1e-4,
+            "{v:?}"
+        );
     }
 }

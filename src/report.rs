@@ -12,7 +12,11 @@ pub fn summary_text(s: &Summary, results_root: &Path) -> String {
     let _ = writeln!(t, "== {} ({}) ==", s.experiment, s.run_id);
     for (split, acc) in &s.exact_match {
         let n = s.n.get(split).copied().unwrap_or(0);
-        let _ = writeln!(t, "{split:>5} exact-match: {:6.2}%  ({n} questions)", 100.0 * acc);
+        let _ = writeln!(
+            t,
+            "{split:>5} exact-match: {:6.2}%  ({n} questions)",
+            100.0 * acc
+        );
     }
     let _ = writeln!(t, "val loss (token NLL): {:.4}", s.val_loss);
     for st in &s.stages {

@@ -24,13 +24,12 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::checkpoint::{self, Checkpoint};
-use crate::config::{ExperimentConfig, ObjectiveConfig, StageConfig};
+use crate::config::{ExperimentConfig, StageConfig};
 use crate::data::{Batch, Example};
 use crate::eval::{self, Decoding};
 use crate::metrics::{MetricsLog, Row};
-use crate::model::{rng_for, sub_seed, Dropout, Tensor2, Transformer};
-use crate::objectives::mle_loss;
-use crate::optim::{clip_grad_norm, lr_at, AdamW};
+use crate::model::{rng_for, sub_seed, Dropout, Transformer};
+use crate::optim::{lr_at, AdamW};
 use crate::tasks::arithmetic::{ArithmeticTask, Problem, Split};
 use crate::vocab;
 
@@ -104,7 +103,8 @@ pub fn git_commit() -> String {
     };
     match run(&["rev-parse", "--short=12", "HEAD"]) {
         Some(c) => {
-            let dirty = run(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
+            let dirty = run(&["status", "--porcelain", "--untracked-files=no"])
+                .is_some_and(|s| !s.is_empty());
             if dirty {
                 format!("{c}-dirty")
             } else {
@@ -130,12 +130,18 @@ pub fn run_dir(cfg: &ExperimentConfig, root: &Path) -> Result<PathBuf> {
 
 /// `(prompt, answer)` pairs of a split.
 fn pairs(problems: &[Problem]) -> Vec<(String, String)> {
-    problems.iter().map(|p| (p.prompt.clone(), p.answer.clone())).collect()
+    problems
+        .iter()
+        .map(|p| (p.prompt.clone(), p.answer.clone()))
+        .collect()
 }
 
 /// Training example of a problem: loss on the answer and `<eos>`.
 pub fn example(p: &Problem) -> Result<Example> {
-    Ok(Example::prompt_completion(&vocab::encode(&p.prompt)?, &vocab::encode(&p.answer)?))
+    Ok(Example::prompt_completion(
+        &vocab::encode(&p.prompt)?,
+        &vocab::encode(&p.answer)?,
+    ))
 }
 
 /// Where a run stands (stored in checkpoint metadata).
@@ -203,7 +209,15 @@ impl<D: Device<f32>> Runner<'_, D> {
             Decoding::Greedy
         };
         let mut rng = rng_for(self.cfg.experiment.seed, &format!("eval/{split}/{step}"));
-        let em = eval::exact_match(model, &self.dev, &pairs(problems), self.max_answer, ec.batch_size, decoding, &mut rng)?;
+        let em = eval::exact_match(
+            model,
+            &self.dev,
+            &pairs(problems),
+            self.max_answer,
+            ec.batch_size,
+            decoding,
+            &mut rng,
+        )?;
         let examples = problems.iter().map(example).collect::<Result<Vec<_>>>()?;
         let nll = eval::mean_nll(model, &self.dev, &examples, ec.batch_size);
         for (metric, value) in [("exact_match", em.accuracy()), ("loss", nll)] {
@@ -223,7 +237,15 @@ impl<D: Device<f32>> Runner<'_, D> {
     fn evaluate_quietly(&self, model: &Transformer<D>, split: Split) -> Result<eval::ExactMatch> {
         let mut rng = rng_for(self.cfg.experiment.seed, &format!("eval/{split}/final"));
         let problems = pairs(self.task.split(split));
-        eval::exact_match(model, &self.dev, &problems, self.max_answer, self.cfg.eval.batch_size, Decoding::Greedy, &mut rng)
+        eval::exact_match(
+            model,
+            &self.dev,
+            &problems,
+            self.max_answer,
+            self.cfg.eval.batch_size,
+            Decoding::Greedy,
+            &mut rng,
+        )
     }
 
     fn save(&self, model: &Transformer<D>, opt: &AdamW<D>, pos: Position) -> Result<()> {
@@ -237,7 +259,12 @@ impl<D: Device<f32>> Runner<'_, D> {
         meta.insert("config".into(), self.cfg.to_toml()?);
         meta.insert("git_commit".into(), git_commit());
         meta.insert("rewind_version".into(), env!("CARGO_PKG_VERSION").into());
-        checkpoint::save(&self.dir.join("checkpoint.safetensors"), model, Some(opt), &meta)
+        checkpoint::save(
+            &self.dir.join("checkpoint.safetensors"),
+            model,
+            Some(opt),
+            &meta,
+        )
     }
 
     /// Trains one stage from `start` steps in; returns (train seconds, tokens).
@@ -267,33 +294,19 @@ impl<D: Device<f32>> Runner<'_, D> {
                 .map(|_| example(&self.task.sample_train(&mut rng)))
                 .collect::<Result<Vec<_>>>()?;
             let batch = Batch::causal(&examples);
-            let mut dropout = Dropout::new(model.cfg.dropout, sub_seed(seed, &format!("dropout/{si}/{}", pos.step_in_stage)));
-            let loss_value;
-            let mut grads_vec: Vec<Tensor2<D>>;
-            {
-                let params = model.params();
-                // a fresh gradient store per step; allocating every
-                // parameter's slot up front makes an unused parameter get a
-                // zero gradient instead of a panic in `grads.get`
-                let mut grads = Gradients::leaky();
-                for (_, p) in &params {
-                    grads.try_alloc_for(*p).map_err(|e| anyhow::anyhow!("{e:?}"))?;
-                }
-                let inputs = batch.inputs(&self.dev);
-                let (targets, weights) = batch.targets(&self.dev);
-                let logits = model.forward_train(&inputs, grads, &mut dropout);
-                let loss = match st.objective {
-                    ObjectiveConfig::Mle {} => mle_loss(logits, &targets, &weights, batch.weight_sum()),
-                };
-                loss_value = loss.as_vec()[0] as f64;
-                let grads = loss.backward();
-                grads_vec = params.iter().map(|(_, p)| grads.get(*p)).collect();
-            }
-            if !loss_value.is_finite() {
-                bail!("stage {} step {}: loss is {loss_value}; try a smaller lr", st.name, pos.step_in_stage);
-            }
-            let gnorm = clip_grad_norm(&mut grads_vec, st.grad_clip);
-            opt.update(model.params_mut(), &grads_vec, lr);
+            let mut dropout = Dropout::new(
+                model.cfg.dropout,
+                sub_seed(seed, &format!("dropout/{si}/{}", pos.step_in_stage)),
+            );
+            let spec = crate::train::StepSpec {
+                objective: &st.objective,
+                lr,
+                grad_clip: st.grad_clip,
+            };
+            let stats =
+                crate::train::train_step(model, opt, &self.dev, &batch, &spec, &mut dropout)
+                    .with_context(|| format!("stage {} step {}", st.name, pos.step_in_stage))?;
+            let (loss_value, gnorm) = (stats.loss, stats.grad_norm);
             let dt = t0.elapsed().as_secs_f64();
             train_s += dt;
             tokens += batch.num_tokens();
@@ -314,10 +327,18 @@ impl<D: Device<f32>> Runner<'_, D> {
             let e = ema.map_or(loss_value, |e| 0.95 * e + 0.05 * loss_value);
             ema = Some(e);
             self.pb.inc(1);
-            self.pb.set_message(format!("{} loss {e:.4} lr {lr:.2e}", st.name));
+            self.pb
+                .set_message(format!("{} loss {e:.4} lr {lr:.2e}", st.name));
             let last = pos.step_in_stage == st.steps;
-            if !last && st.eval_every > 0 && pos.step_in_stage % st.eval_every == 0 {
-                let em = self.evaluate(model, &st.name, gstep, Split::Val, self.cfg.eval.val_during_training, pos.elapsed_s)?;
+            if !last && st.eval_every > 0 && pos.step_in_stage.is_multiple_of(st.eval_every) {
+                let em = self.evaluate(
+                    model,
+                    &st.name,
+                    gstep,
+                    Split::Val,
+                    self.cfg.eval.val_during_training,
+                    pos.elapsed_s,
+                )?;
                 self.say(format!(
                     "[{}] step {gstep}: train loss {e:.4}, val exact-match {:.1}% ({} questions)",
                     st.name,
@@ -325,7 +346,10 @@ impl<D: Device<f32>> Runner<'_, D> {
                     em.n
                 ));
             }
-            if !last && st.checkpoint_every > 0 && pos.step_in_stage % st.checkpoint_every == 0 {
+            if !last
+                && st.checkpoint_every > 0
+                && pos.step_in_stage.is_multiple_of(st.checkpoint_every)
+            {
                 self.save(model, opt, pos)?;
             }
         }
@@ -335,7 +359,12 @@ impl<D: Device<f32>> Runner<'_, D> {
 
 /// Runs (or resumes) the experiment `cfg` on `dev`; returns the summary,
 /// or None if stopped early by `opts.stop_after`.
-pub fn run<D: Device<f32>>(cfg: &ExperimentConfig, dev: D, device_name: &str, opts: &RunOptions) -> Result<Option<Summary>> {
+pub fn run<D: Device<f32>>(
+    cfg: &ExperimentConfig,
+    dev: D,
+    device_name: &str,
+    opts: &RunOptions,
+) -> Result<Option<Summary>> {
     let session_start = Instant::now();
     let seed = cfg.experiment.seed;
     let dir = run_dir(cfg, &opts.results_root)?;
@@ -348,7 +377,11 @@ pub fn run<D: Device<f32>>(cfg: &ExperimentConfig, dev: D, device_name: &str, op
         let s: Summary = serde_json::from_str(&std::fs::read_to_string(&summary_path)?)
             .with_context(|| format!("reading {}", summary_path.display()))?;
         if !opts.quiet {
-            eprintln!("run {} already finished ({}); pass --fresh to redo it", s.run_id, dir.display());
+            eprintln!(
+                "run {} already finished ({}); pass --fresh to redo it",
+                s.run_id,
+                dir.display()
+            );
         }
         return Ok(Some(s));
     }
@@ -358,7 +391,8 @@ pub fn run<D: Device<f32>>(cfg: &ExperimentConfig, dev: D, device_name: &str, op
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     checkpoint::write_atomic(&dir.join("config.toml"), cfg.to_toml()?.as_bytes())?;
 
-    let task = ArithmeticTask::new(cfg.data.clone(), sub_seed(seed, "data")).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let task = ArithmeticTask::new(cfg.data.clone(), sub_seed(seed, "data"))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let need = task.max_prompt_len() + task.max_answer_len() + 2;
     if need > cfg.model.max_len {
         bail!(
@@ -366,14 +400,20 @@ pub fn run<D: Device<f32>>(cfg: &ExperimentConfig, dev: D, device_name: &str, op
             cfg.model.max_len
         );
     }
-    let mut model = Transformer::new(&cfg.model, &dev, sub_seed(seed, "init")).map_err(anyhow::Error::msg)?;
+    let mut model =
+        Transformer::new(&cfg.model, &dev, sub_seed(seed, "init")).map_err(anyhow::Error::msg)?;
 
     // resume
     let mut pos = Position::default();
     let mut resumed_opt: Option<AdamW<D>> = None;
     if ckpt_path.exists() {
         let ck = Checkpoint::read(&ckpt_path)?;
-        let get = |k: &str| ck.meta.get(k).cloned().with_context(|| format!("{}: no `{k}` in metadata", ckpt_path.display()));
+        let get = |k: &str| {
+            ck.meta
+                .get(k)
+                .cloned()
+                .with_context(|| format!("{}: no `{k}` in metadata", ckpt_path.display()))
+        };
         pos.stage = get("stage")?.parse()?;
         pos.step_in_stage = get("step_in_stage")?.parse()?;
         pos.elapsed_s = get("elapsed_s")?.parse()?;
@@ -388,7 +428,9 @@ pub fn run<D: Device<f32>>(cfg: &ExperimentConfig, dev: D, device_name: &str, op
             ck.load_into(&mut model, None)?;
         }
     }
-    let resume_step = ckpt_path.exists().then(|| global_step(cfg, pos.stage.min(cfg.stages.len()), 0) + pos.step_in_stage);
+    let resume_step = ckpt_path
+        .exists()
+        .then(|| global_step(cfg, pos.stage.min(cfg.stages.len()), 0) + pos.step_in_stage);
     let log = MetricsLog::open(&dir.join("metrics.csv"), resume_step)?;
     let total: u64 = cfg.stages.iter().map(|s| s.steps).sum();
     let pb = if opts.quiet {
@@ -397,8 +439,10 @@ pub fn run<D: Device<f32>>(cfg: &ExperimentConfig, dev: D, device_name: &str, op
         ProgressBar::new(total)
     };
     pb.set_style(
-        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30.cyan/blue} {pos}/{len} steps  {msg}  ETA {eta}")
-            .expect("valid template"),
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:30.cyan/blue} {pos}/{len} steps  {msg}  ETA {eta}",
+        )
+        .expect("valid template"),
     );
     pb.set_position(resume_step.unwrap_or(0));
     let max_answer = task.max_answer_len() + 1;
@@ -415,9 +459,16 @@ pub fn run<D: Device<f32>>(cfg: &ExperimentConfig, dev: D, device_name: &str, op
         session_start,
     };
     if let Some(step) = resume_step {
-        r.say(format!("resuming {} from global step {step}", dir.display()));
+        r.say(format!(
+            "resuming {} from global step {step}",
+            dir.display()
+        ));
     }
-    r.say(format!("model: {} parameters; results in {}", model.num_params(), dir.display()));
+    r.say(format!(
+        "model: {} parameters; results in {}",
+        model.num_params(),
+        dir.display()
+    ));
 
     let mut wrong = None;
     for si in 0..cfg.stages.len() {
@@ -436,7 +487,8 @@ pub fn run<D: Device<f32>>(cfg: &ExperimentConfig, dev: D, device_name: &str, op
                 ..pos
             };
         }
-        let (p, stopped, train_s, tokens) = r.train_stage(&mut model, &mut opt, si, pos, opts.stop_after)?;
+        let (p, stopped, train_s, tokens) =
+            r.train_stage(&mut model, &mut opt, si, pos, opts.stop_after)?;
         pos = p;
         if stopped {
             pos.wall_s = r.wall_now();
@@ -476,7 +528,12 @@ pub fn run<D: Device<f32>>(cfg: &ExperimentConfig, dev: D, device_name: &str, op
         r.save(&model, &opt, pos)?;
     }
     r.pb.finish_and_clear();
-    let val_examples = r.task.split(Split::Val).iter().map(example).collect::<Result<Vec<_>>>()?;
+    let val_examples = r
+        .task
+        .split(Split::Val)
+        .iter()
+        .map(example)
+        .collect::<Result<Vec<_>>>()?;
     let val_loss = eval::mean_nll(&model, &r.dev, &val_examples, cfg.eval.batch_size);
     let wrong = match wrong {
         Some(w) => w,
@@ -490,8 +547,16 @@ pub fn run<D: Device<f32>>(cfg: &ExperimentConfig, dev: D, device_name: &str, op
     // survives interrupted sessions
     let rows = crate::metrics::read(&dir.join("metrics.csv"))?;
     let (after_stage, timings) = stage_results(cfg, &rows);
-    let final_em = after_stage.get(&cfg.stages[cfg.stages.len() - 1].name).cloned().unwrap_or_default();
-    let final_n = cfg.eval.splits.iter().map(|s| (s.to_string(), r.task.split(*s).len())).collect();
+    let final_em = after_stage
+        .get(&cfg.stages[cfg.stages.len() - 1].name)
+        .cloned()
+        .unwrap_or_default();
+    let final_n = cfg
+        .eval
+        .splits
+        .iter()
+        .map(|s| (s.to_string(), r.task.split(*s).len()))
+        .collect();
     let summary = Summary {
         experiment: cfg.experiment.name.clone(),
         run_id: run_id(cfg)?,
@@ -510,7 +575,10 @@ pub fn run<D: Device<f32>>(cfg: &ExperimentConfig, dev: D, device_name: &str, op
         wall_s: r.wall_now(),
         wrong_examples: wrong,
     };
-    checkpoint::write_atomic(&summary_path, serde_json::to_string_pretty(&summary)?.as_bytes())?;
+    checkpoint::write_atomic(
+        &summary_path,
+        serde_json::to_string_pretty(&summary)?.as_bytes(),
+    )?;
     if let Err(e) = crate::plot::plot_training_run(&dir.join("metrics.csv"), &dir) {
         eprintln!("warning: could not plot {}: {e:#}", dir.display());
     }
@@ -519,7 +587,10 @@ pub fn run<D: Device<f32>>(cfg: &ExperimentConfig, dev: D, device_name: &str, op
 
 /// The forgetting table (`after_stage[stage][split]` = exact match after
 /// that stage) and per-stage timings, read back from metrics rows.
-fn stage_results(cfg: &ExperimentConfig, rows: &[Row]) -> (BTreeMap<String, BTreeMap<String, f64>>, Vec<StageTiming>) {
+fn stage_results(
+    cfg: &ExperimentConfig,
+    rows: &[Row],
+) -> (BTreeMap<String, BTreeMap<String, f64>>, Vec<StageTiming>) {
     let mut table = BTreeMap::new();
     let mut timings = Vec::new();
     let mut prev_elapsed = 0.0;
@@ -527,14 +598,18 @@ fn stage_results(cfg: &ExperimentConfig, rows: &[Row]) -> (BTreeMap<String, BTre
         let end = global_step(cfg, si + 1, 0);
         let at_end = |split: &str, metric: &str| {
             rows.iter()
-                .find(|r| r.stage == st.name && r.step == end && r.split == split && r.metric == metric)
+                .find(|r| {
+                    r.stage == st.name && r.step == end && r.split == split && r.metric == metric
+                })
                 .map(|r| (r.value, r.elapsed_s))
         };
         let row: BTreeMap<String, f64> = cfg
             .eval
             .splits
             .iter()
-            .filter_map(|sp| at_end(&sp.to_string(), "exact_match").map(|(v, _)| (sp.to_string(), v)))
+            .filter_map(|sp| {
+                at_end(&sp.to_string(), "exact_match").map(|(v, _)| (sp.to_string(), v))
+            })
             .collect();
         table.insert(st.name.clone(), row);
         let elapsed = at_end("train", "loss").map_or(prev_elapsed, |(_, e)| e);

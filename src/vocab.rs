@@ -72,7 +72,9 @@ pub fn token_str(id: u32) -> Result<String, VocabError> {
         EOS => "<eos>".into(),
         BKSP => "<bksp>".into(),
         NEWLINE => "\n".into(),
-        id if (id as usize) < VOCAB_SIZE => char::from((id - FIRST_PRINTABLE + 32) as u8).to_string(),
+        id if (id as usize) < VOCAB_SIZE => {
+            char::from((id - FIRST_PRINTABLE + 32) as u8).to_string()
+        }
         id => return Err(VocabError::UnknownId(id)),
     })
 }

@@ -18,9 +18,12 @@ fn err_of(text: &str) -> String {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("exp.toml");
     std::fs::write(&path, text).unwrap();
-    let e = ExperimentConfig::from_file(&path).err().expect("config should be rejected");
+    let e = ExperimentConfig::from_file(&path).expect_err("config should be rejected");
     let msg = format!("{e:#}");
-    assert!(msg.contains("exp.toml"), "error does not name the file: {msg}");
+    assert!(
+        msg.contains("exp.toml"),
+        "error does not name the file: {msg}"
+    );
     msg
 }
 
@@ -60,13 +63,18 @@ fn out_of_range_values_are_named() {
     assert!(msg.contains("base"), "{msg}");
     let msg = err_of(&GOOD.replace("kind = \"arithmetic\"", "kind = \"chess\""));
     assert!(msg.contains("chess") || msg.contains("kind"), "{msg}");
-    let msg = err_of(&GOOD.replace("objective = { kind = \"mle\" }", "objective = { kind = \"mle\", alpha = 1 }"));
+    let msg = err_of(&GOOD.replace(
+        "objective = { kind = \"mle\" }",
+        "objective = { kind = \"mle\", alpha = 1 }",
+    ));
     assert!(msg.contains("alpha"), "{msg}");
 }
 
 #[test]
 fn missing_file_is_named() {
-    let e = ExperimentConfig::from_file(std::path::Path::new("no/such/exp.toml")).err().unwrap();
+    let e = ExperimentConfig::from_file(std::path::Path::new("no/such/exp.toml"))
+        .err()
+        .unwrap();
     assert!(format!("{e:#}").contains("no/such/exp.toml"));
 }
 
@@ -82,7 +90,10 @@ fn cli_reports_bad_config_without_panicking() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("bad.toml") && err.contains("stages[0].lr"), "{err}");
+    assert!(
+        err.contains("bad.toml") && err.contains("stages[0].lr"),
+        "{err}"
+    );
     assert!(!err.contains("panicked"), "{err}");
     let out = Command::new(env!("CARGO_BIN_EXE_rewind"))
         .args(["run", "missing.toml"])

@@ -40,10 +40,18 @@ fn causal_mask_hides_future_tokens_but_not_past_ones() {
         let after = logits_of(&model, &dev, &changed.inputs(&dev));
         // positions 0 and 1 cannot see index 2: bit-identical logits
         assert_eq!(row(&base, s, v, 0, 0), row(&after, s, v, 0, 0));
-        assert_eq!(row(&base, s, v, 0, 1), row(&after, s, v, 0, 1), "future token leaked");
+        assert_eq!(
+            row(&base, s, v, 0, 1),
+            row(&after, s, v, 0, 1),
+            "future token leaked"
+        );
         // positions 2 and 3 see it: their logits must change
         assert_ne!(row(&base, s, v, 0, 2), row(&after, s, v, 0, 2));
-        assert_ne!(row(&base, s, v, 0, 3), row(&after, s, v, 0, 3), "visible token had no effect");
+        assert_ne!(
+            row(&base, s, v, 0, 3),
+            row(&after, s, v, 0, 3),
+            "visible token had no effect"
+        );
     }
 }
 
@@ -73,8 +81,15 @@ fn mask_fully_isolates_a_deleted_token() {
     let solo = logits_of(&model, &dev, &alone.inputs(&dev));
     let a = row(&base, s, 100, 0, 4);
     let b = row(&solo, alone.seq, 100, 0, 2);
-    let max_diff = a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
-    assert!(max_diff < 1e-5, "masked pass differs from the state alone by {max_diff}");
+    let max_diff = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max);
+    assert!(
+        max_diff < 1e-5,
+        "masked pass differs from the state alone by {max_diff}"
+    );
 }
 
 #[test]
@@ -86,7 +101,10 @@ fn position_ids_drive_position_embeddings() {
     let mut shifted = batch.clone();
     shifted.positions[0] = 5;
     let after = logits_of(&model, &dev, &shifted.inputs(&dev));
-    assert_ne!(row(&base, batch.seq, 100, 0, 0), row(&after, batch.seq, 100, 0, 0));
+    assert_ne!(
+        row(&base, batch.seq, 100, 0, 0),
+        row(&after, batch.seq, 100, 0, 0)
+    );
 }
 
 #[test]
@@ -95,7 +113,11 @@ fn checkpoint_round_trip_gives_identical_logits_and_optimizer_state() {
     let model = Transformer::new(&tiny(PositionKind::Learned), &dev, 11).unwrap();
     let mut opt = AdamW::new(AdamWConfig::default(), &model.params());
     // make the moments non-trivial
-    let grads: Vec<_> = model.params().iter().map(|(_, p)| (*p).clone() * 0.5).collect();
+    let grads: Vec<_> = model
+        .params()
+        .iter()
+        .map(|(_, p)| (*p).clone() * 0.5)
+        .collect();
     let mut m2 = model.clone();
     opt.update(m2.params_mut(), &grads, 1e-2);
     let dir = tempfile::tempdir().unwrap();
@@ -141,5 +163,8 @@ fn bad_model_config_is_rejected_with_key() {
         ..Default::default()
     };
     let e = Transformer::new(&cfg, &dev, 0).err().unwrap();
-    assert!(e.contains("model.d_model") && e.contains("model.n_heads"), "{e}");
+    assert!(
+        e.contains("model.d_model") && e.contains("model.n_heads"),
+        "{e}"
+    );
 }

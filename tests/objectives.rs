@@ -37,7 +37,14 @@ fn case() -> impl Strategy<Value = (usize, usize, usize, Vec<f32>, Vec<usize>, V
     })
 }
 
-fn dfdx_mle(b: usize, s: usize, v: usize, logits: &[f32], targets: &[usize], weights: &[f32]) -> (f64, Vec<f32>) {
+fn dfdx_mle(
+    b: usize,
+    s: usize,
+    v: usize,
+    logits: &[f32],
+    targets: &[usize],
+    weights: &[f32],
+) -> (f64, Vec<f32>) {
     let dev: Cpu = Default::default();
     let z = dev.tensor_from_vec(logits.to_vec(), (b, s, v));
     let y = dev.tensor_from_vec(targets.to_vec(), (b, s));

@@ -77,30 +77,46 @@ fn resumed_run_matches_uninterrupted_run_exactly() {
     let cfg = ExperimentConfig::from_toml(TINY).unwrap();
     let dev = rewind::device::default_device();
     let a = tempfile::tempdir().unwrap();
-    let full = run(&cfg, dev.clone(), "cpu", &opts(a.path(), None)).unwrap().unwrap();
+    let full = run(&cfg, dev.clone(), "cpu", &opts(a.path(), None))
+        .unwrap()
+        .unwrap();
 
     let b = tempfile::tempdir().unwrap();
     // stop mid-stage-1 (step 13, between checkpoints), then mid-stage-2
-    assert!(run(&cfg, dev.clone(), "cpu", &opts(b.path(), Some(13))).unwrap().is_none());
+    assert!(run(&cfg, dev.clone(), "cpu", &opts(b.path(), Some(13)))
+        .unwrap()
+        .is_none());
     let dir_b = run_dir(&cfg, b.path()).unwrap();
     // a killed session may have logged rows past its last checkpoint: resume must drop them
     let mut text = std::fs::read_to_string(dir_b.join("metrics.csv")).unwrap();
     text.push_str("pretrain,14,train,loss,123.0,0.1\n");
     std::fs::write(dir_b.join("metrics.csv"), text).unwrap();
-    assert!(run(&cfg, dev.clone(), "cpu", &opts(b.path(), Some(29))).unwrap().is_none());
-    let resumed = run(&cfg, dev, "cpu", &opts(b.path(), None)).unwrap().unwrap();
+    assert!(run(&cfg, dev.clone(), "cpu", &opts(b.path(), Some(29)))
+        .unwrap()
+        .is_none());
+    let resumed = run(&cfg, dev, "cpu", &opts(b.path(), None))
+        .unwrap()
+        .unwrap();
 
     let dir_a = run_dir(&cfg, a.path()).unwrap();
     let (ra, rb) = (rows(&dir_a), rows(&dir_b));
     assert_eq!(ra.len(), rb.len());
     if let Some(i) = (0..ra.len()).find(|&i| ra[i] != rb[i]) {
-        panic!("row {i} differs: uninterrupted {:?} vs resumed {:?}", ra[i], rb[i]);
+        panic!(
+            "row {i} differs: uninterrupted {:?} vs resumed {:?}",
+            ra[i], rb[i]
+        );
     }
     assert_eq!(full.exact_match, resumed.exact_match);
     assert_eq!(full.after_stage, resumed.after_stage);
     assert_eq!(full.val_loss, resumed.val_loss);
     // 34 steps x 3 train metrics must all be there
-    assert_eq!(ra.iter().filter(|r| r.2 == "train" && r.3 == "loss").count(), 34);
+    assert_eq!(
+        ra.iter()
+            .filter(|r| r.2 == "train" && r.3 == "loss")
+            .count(),
+        34
+    );
 }
 
 #[test]
@@ -108,9 +124,18 @@ fn run_writes_results_layout_and_skips_finished_runs() {
     let cfg = ExperimentConfig::from_toml(TINY).unwrap();
     let dev = rewind::device::default_device();
     let root = tempfile::tempdir().unwrap();
-    let s = run(&cfg, dev.clone(), "cpu", &opts(root.path(), None)).unwrap().unwrap();
+    let s = run(&cfg, dev.clone(), "cpu", &opts(root.path(), None))
+        .unwrap()
+        .unwrap();
     let dir = run_dir(&cfg, root.path()).unwrap();
-    for f in ["config.toml", "metrics.csv", "summary.json", "checkpoint.safetensors", "training.png", "training.svg"] {
+    for f in [
+        "config.toml",
+        "metrics.csv",
+        "summary.json",
+        "checkpoint.safetensors",
+        "training.png",
+        "training.svg",
+    ] {
         let len = std::fs::metadata(dir.join(f)).map(|m| m.len()).unwrap_or(0);
         assert!(len > 0, "{f} missing or empty");
     }
@@ -120,8 +145,19 @@ fn run_writes_results_layout_and_skips_finished_runs() {
     assert_eq!(s.after_stage.len(), 2, "a forgetting row per stage");
     assert!(s.after_stage["pretrain"].contains_key("long"));
     // rerun: nothing retrained, same summary
-    let before = std::fs::metadata(dir.join("metrics.csv")).unwrap().modified().unwrap();
-    let again = run(&cfg, dev, "cpu", &opts(root.path(), None)).unwrap().unwrap();
+    let before = std::fs::metadata(dir.join("metrics.csv"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    let again = run(&cfg, dev, "cpu", &opts(root.path(), None))
+        .unwrap()
+        .unwrap();
     assert_eq!(again, s);
-    assert_eq!(std::fs::metadata(dir.join("metrics.csv")).unwrap().modified().unwrap(), before);
+    assert_eq!(
+        std::fs::metadata(dir.join("metrics.csv"))
+            .unwrap()
+            .modified()
+            .unwrap(),
+        before
+    );
 }

@@ -71,7 +71,7 @@ pub struct CountdownSection {
     /// extra ones) held out for test only, in [0, 1). Default 0.1 (paper).
     pub heldout_target_frac: f64,
     /// Targets always held out for test (also outside the range), each >= 0.
-    /// Default [24] (the paper holds out 24 to test on Game-of-24 style
+    /// Default `[24]` (the paper holds out 24 to test on Game-of-24 style
     /// targets).
     pub heldout_extra_targets: Vec<i64>,
     /// Training problems, <= 10_000_000. Default 2000 (paper: 500_000).
@@ -152,10 +152,10 @@ pub struct SearchSection {
     /// Strategies drawn uniformly per problem: `dfs-sum`, `dfs-mult`,
     /// `bfs-sum`, `bfs-mult` (beam width drawn from beam_widths) or a fixed
     /// width `bfsK-sum` / `bfsK-mult`. Non-empty. Default the paper's
-    /// random mode: ["dfs-sum", "dfs-mult", "bfs-sum", "bfs-mult"].
+    /// random mode: `["dfs-sum", "dfs-mult", "bfs-sum", "bfs-mult"]`.
     pub strategies: Vec<StrategySpec>,
     /// Beam widths for `bfs-*` entries, drawn uniformly, each 1..=64.
-    /// Default [1, 2, 3, 4, 5] (paper).
+    /// Default `[1, 2, 3, 4, 5]` (paper).
     pub beam_widths: Vec<usize>,
     /// Most failed paths (D-) kept per problem, sampled uniformly from the
     /// distinct failed leaves of its trace; 0 = no D-, <= 10_000. Default 3
@@ -194,7 +194,7 @@ pub struct BaselineSection {
     /// Strategies to time; `bfs-*` entries expand to every width in
     /// search.beam_widths. A row for the strategy mix itself ("random") and
     /// for the exact solver ("exact") is always added. Default
-    /// ["dfs-sum", "dfs-mult", "bfs-sum", "bfs-mult"].
+    /// `["dfs-sum", "dfs-mult", "bfs-sum", "bfs-mult"]`.
     pub strategies: Vec<StrategySpec>,
     /// Use at most this many test problems per task; 0 = all. Default 0.
     pub max_problems: usize,

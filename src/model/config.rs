@@ -76,14 +76,17 @@ impl ModelConfig {
                 self.vocab_size
             ));
         }
-        if self.d_model % self.n_heads != 0 {
+        if !self.d_model.is_multiple_of(self.n_heads) {
             return Err(format!(
                 "model.d_model = {} is not divisible by model.n_heads = {}",
                 self.d_model, self.n_heads
             ));
         }
         if !(0.0..1.0).contains(&self.dropout) {
-            return Err(format!("model.dropout = {}: allowed range is [0, 1)", self.dropout));
+            return Err(format!(
+                "model.dropout = {}: allowed range is [0, 1)",
+                self.dropout
+            ));
         }
         Ok(())
     }

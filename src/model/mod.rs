@@ -87,7 +87,9 @@ impl<D: Device<f32>> Transformer<D> {
         let tok_emb = normal(cfg.vocab_size, d, std);
         let pos_table = match cfg.positions {
             PositionKind::Learned => normal(cfg.max_len, d, std),
-            PositionKind::Sinusoidal => dev.tensor_from_vec(sinusoidal_table(cfg.max_len, d), (cfg.max_len, d)),
+            PositionKind::Sinusoidal => {
+                dev.tensor_from_vec(sinusoidal_table(cfg.max_len, d), (cfg.max_len, d))
+            }
         };
         let mut lin = |i: usize, o: usize, std: f32| Linear {
             weight: normal(i, o, std),
@@ -161,7 +163,10 @@ impl<D: Device<f32>> Transformer<D> {
 
     /// Number of trainable scalars.
     pub fn num_params(&self) -> usize {
-        self.params().iter().map(|(_, t)| t.shape().num_elements()).sum()
+        self.params()
+            .iter()
+            .map(|(_, t)| t.shape().num_elements())
+            .sum()
     }
 
     /// Forward pass without a tape (inference).
