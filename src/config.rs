@@ -33,15 +33,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::ModelConfig;
 use crate::optim::AdamWConfig;
-use crate::tasks::arithmetic::{ArithmeticConfig, Split};
-
-/// Which experiment family a config belongs to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ExperimentKind {
-    /// Base-b addition/subtraction (SequenceMatch's arithmetic task).
-    Arithmetic,
-}
 
 /// `[experiment]`: identity of the experiment.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -49,8 +40,9 @@ pub enum ExperimentKind {
 pub struct ExperimentSection {
     /// Name; results go to `results/<name>/`. Letters, digits, `-`, `_`.
     pub name: String,
-    /// Experiment family (`arithmetic`).
-    pub kind: ExperimentKind,
+    /// Experiment family: a name registered in `rewind::registry::KINDS`
+    /// (`rewind list` shows them), e.g. `arithmetic`.
+    pub kind: String,
     /// What the experiment tests, shown by `rewind list`. Default "".
     #[serde(default)]
     pub description: String,
@@ -58,6 +50,10 @@ pub struct ExperimentSection {
     /// independent named sub-streams. Default 0.
     #[serde(default)]
     pub seed: u64,
+    /// Seeds to sweep over (shorthand for a `[sweep]` axis
+    /// `"experiment.seed"`); overrides `seed`. Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seeds: Option<Vec<u64>>,
 }
 
 /// The loss a stage minimises.
@@ -136,10 +132,10 @@ fn d_eval_every() -> u64 {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EvalConfig {
-    /// Splits evaluated at the end of the run (`val`, `test`, `long`).
-    /// The test and long splits are never looked at during training.
-    /// Default all three.
-    pub splits: Vec<Split>,
+    /// Splits evaluated after every stage (for `arithmetic`: `val`, `test`,
+    /// `long`). Only the first split of the task (`val`) is looked at during
+    /// training. Default: every split of the task.
+    pub splits: Vec<String>,
     /// Questions decoded together. Default 250.
     pub batch_size: usize,
     /// 0 = greedy decoding; > 0 = sample at this temperature. Default 0.
@@ -153,7 +149,7 @@ pub struct EvalConfig {
 impl Default for EvalConfig {
     fn default() -> Self {
         Self {
-            splits: vec![Split::Val, Split::Test, Split::Long],
+            splits: vec![],
             batch_size: 250,
             temperature: 0.0,
             val_during_training: 200,
@@ -168,12 +164,19 @@ pub struct ExperimentConfig {
     pub experiment: ExperimentSection,
     #[serde(default)]
     pub model: ModelConfig,
-    /// The task (for `kind = "arithmetic"`: base, digits, format, split sizes).
+    /// The task's settings; their keys depend on `experiment.kind` (for
+    /// `arithmetic`: `rewind::tasks::arithmetic::ArithmeticConfig`).
+    /// Defaults are filled in when the config is read.
     #[serde(default)]
-    pub data: ArithmeticConfig,
+    pub data: toml::Table,
     pub stages: Vec<StageConfig>,
     #[serde(default)]
     pub eval: EvalConfig,
+    /// Grid axes: dotted config paths mapped to lists of values, e.g.
+    /// `"stages.0.lr" = [1e-3, 3e-4]`. The runs are the product of all axes
+    /// (and `experiment.seeds`). Empty for a single run.
+    #[serde(default, skip_serializing_if = "toml::Table::is_empty")]
+    pub sweep: toml::Table,
 }
 
 impl ExperimentConfig {
@@ -188,14 +191,25 @@ impl ExperimentConfig {
     /// Parses and validates TOML text.
     pub fn from_toml(text: &str) -> Result<Self> {
         let mut cfg: Self = toml::from_str(text).map_err(|e| anyhow::anyhow!("{e}"))?;
-        for (i, s) in cfg.stages.iter_mut().enumerate() {
+        cfg.resolve()?;
+        Ok(cfg)
+    }
+
+    /// Fills every default (data defaults from the kind, stage names,
+    /// warm-up, eval splits) and validates. Idempotent.
+    pub fn resolve(&mut self) -> Result<()> {
+        let kind = crate::registry::kind(&self.experiment.kind)?;
+        self.data = (kind.resolve_data)(&self.data)?;
+        if self.eval.splits.is_empty() {
+            self.eval.splits = kind.splits.iter().map(|s| s.to_string()).collect();
+        }
+        for (i, s) in self.stages.iter_mut().enumerate() {
             if s.name.is_empty() {
                 s.name = format!("stage{i}");
             }
             s.warmup_steps.get_or_insert((s.steps / 10).min(100));
         }
-        cfg.validate()?;
-        Ok(cfg)
+        self.validate()
     }
 
     /// The resolved config as TOML (what `config.toml` in a run holds).
@@ -214,7 +228,18 @@ impl ExperimentConfig {
             bail!("experiment.name = {name:?}: use letters, digits, '-' and '_' (it names a results folder)");
         }
         self.model.validate().map_err(anyhow::Error::msg)?;
-        self.data.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
+        let kind = crate::registry::kind(&self.experiment.kind)?;
+        for s in &self.eval.splits {
+            if !kind.splits.contains(&s.as_str()) {
+                bail!("eval.splits: unknown split {s:?} (allowed for {}: {})", kind.name, kind.splits.join(", "));
+            }
+        }
+        if self.eval.splits.is_empty() {
+            bail!("eval.splits: at least one split is required");
+        }
+        if matches!(&self.experiment.seeds, Some(s) if s.is_empty()) {
+            bail!("experiment.seeds = []: give at least one seed, or remove the key");
+        }
         if self.stages.is_empty() {
             bail!("stages: at least one [[stages]] table is required");
         }

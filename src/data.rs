@@ -38,6 +38,14 @@ impl Example {
         tokens.push(EOS);
         Self { tokens, loss_from }
     }
+
+    /// [`Example::prompt_completion`] from text.
+    pub fn from_text(prompt: &str, completion: &str) -> Result<Self, crate::vocab::VocabError> {
+        Ok(Self::prompt_completion(
+            &crate::vocab::encode(prompt)?,
+            &crate::vocab::encode(completion)?,
+        ))
+    }
 }
 
 /// A batch of `batch` rows of length `seq`, row-major.

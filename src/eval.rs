@@ -4,11 +4,19 @@
 //! `<bksp>`, the last generated token is popped from the state (never the
 //! prompt), exactly the SequenceMatch transition `s' = s[:-1]`. The emitted
 //! action sequence is kept too.
+//!
+//! [`generate`] decodes incrementally with a key/value cache
+//! ([`CachedDecoder`]): each step runs the model for the one new position
+//! only, and `<bksp>` pops the last cache entry instead of recomputing.
+//! [`generate_uncached`] reruns the full forward pass on every state each
+//! step; it is the reference the cached path is tested against, and picks
+//! the same tokens for the same seed.
 
 use dfdx::prelude::*;
 use rand::{rngs::StdRng, Rng};
 
 use crate::data::{Batch, Example, MASKED};
+use crate::model::cache::{CachedDecoder, RowCache};
 use crate::model::{Inputs, Transformer};
 use crate::objectives::mle_loss;
 use crate::vocab::{self, BKSP, BOS, EOS, PAD};
@@ -93,8 +101,31 @@ fn pick(logits: &[f32], decoding: Decoding, rng: &mut StdRng) -> u32 {
     }
 }
 
+/// The initial states: `<bos>` followed by each prompt.
+fn initial_states(prompts: &[Vec<u32>]) -> Vec<Vec<u32>> {
+    prompts
+        .iter()
+        .map(|p| std::iter::once(BOS).chain(p.iter().copied()).collect())
+        .collect()
+}
+
+fn empty_generations(n: usize) -> Vec<Generation> {
+    vec![
+        Generation {
+            actions: vec![],
+            output: vec![],
+            finished: false
+        };
+        n
+    ]
+}
+
 /// Generates up to `max_new` actions after each prompt (`<bos>` is added).
-/// Rows are decoded together; `rng` is only used when sampling.
+/// Rows are decoded together; `rng` is only used when sampling (one draw
+/// per active row per step, in row order).
+///
+/// Decodes with a key/value cache ([`generate_cached`]) on a host copy of
+/// the weights; gives the same generations as [`generate_uncached`].
 pub fn generate<D: Device<f32>>(
     model: &Transformer<D>,
     dev: &D,
@@ -103,19 +134,101 @@ pub fn generate<D: Device<f32>>(
     decoding: Decoding,
     rng: &mut StdRng,
 ) -> Vec<Generation> {
-    let mut states: Vec<Vec<u32>> = prompts
-        .iter()
-        .map(|p| std::iter::once(BOS).chain(p.iter().copied()).collect())
-        .collect();
+    let _ = dev; // the cached decoder runs on the host
+    generate_cached(&CachedDecoder::new(model), prompts, max_new, decoding, rng)
+}
+
+/// [`generate`] with an already built [`CachedDecoder`] (build it once per
+/// set of weights to decode many batches).
+pub fn generate_cached(
+    decoder: &CachedDecoder,
+    prompts: &[Vec<u32>],
+    max_new: usize,
+    decoding: Decoding,
+    rng: &mut StdRng,
+) -> Vec<Generation> {
+    let states = initial_states(prompts);
     let prompt_lens: Vec<usize> = states.iter().map(Vec::len).collect();
-    let mut gens = vec![
-        Generation {
-            actions: vec![],
-            output: vec![],
-            finished: false
+    let max_len = decoder.cfg().max_len;
+    let mut gens = empty_generations(prompts.len());
+    // A state that starts at max_len or longer is never decoded (as in the
+    // uncached path), so it is not prefilled either.
+    let mut rows: Vec<Option<RowCache>> = states
+        .iter()
+        .map(|st| {
+            (max_new > 0 && st.len() < max_len).then(|| {
+                let mut row = decoder.start(st);
+                row.reserve(max_new.min(max_len - st.len()));
+                row
+            })
+        })
+        .collect();
+    // Token pushed on the previous step and not yet run through the model:
+    // the work is done at the start of the next step, only for rows still
+    // active then, so the last step costs nothing.
+    let mut pending: Vec<Option<u32>> = vec![None; prompts.len()];
+    let len = |r: usize, rows: &[Option<RowCache>], pending: &[Option<u32>]| {
+        rows[r].as_ref().map_or(usize::MAX, RowCache::len) + pending[r].is_some() as usize
+    };
+    for _ in 0..max_new {
+        let active: Vec<usize> = (0..prompts.len())
+            .filter(|&r| !gens[r].finished && len(r, &rows, &pending) < max_len)
+            .collect();
+        if active.is_empty() {
+            break;
+        }
+        let mut batch: Vec<&mut RowCache> = vec![];
+        let mut toks = vec![];
+        for (r, row) in rows.iter_mut().enumerate() {
+            if let (Some(row), Some(t)) = (row.as_mut(), pending[r]) {
+                if active.binary_search(&r).is_ok() {
+                    batch.push(row);
+                    toks.push(t);
+                    pending[r] = None;
+                }
+            }
+        }
+        decoder.push_many(&mut batch, &toks);
+        for &r in &active {
+            let row = rows[r].as_mut().expect("active rows are prefilled");
+            let tok = pick(row.logits(), decoding, rng);
+            if tok == EOS {
+                gens[r].finished = true;
+                continue;
+            }
+            gens[r].actions.push(tok);
+            if tok == BKSP {
+                row.pop(); // never below the prompt
+            } else {
+                pending[r] = Some(tok);
+            }
+        }
+    }
+    for (r, g) in gens.iter_mut().enumerate() {
+        let mut st = match &rows[r] {
+            Some(row) => row.tokens().to_vec(),
+            None => states[r].clone(),
         };
-        prompts.len()
-    ];
+        st.extend(pending[r]);
+        g.output = st[prompt_lens[r]..].to_vec();
+    }
+    gens
+}
+
+/// [`generate`] without a cache: every step reruns the full forward pass
+/// on the left-padded batch of current states (on `dev`). The reference
+/// for the cached path.
+pub fn generate_uncached<D: Device<f32>>(
+    model: &Transformer<D>,
+    dev: &D,
+    prompts: &[Vec<u32>],
+    max_new: usize,
+    decoding: Decoding,
+    rng: &mut StdRng,
+) -> Vec<Generation> {
+    let mut states = initial_states(prompts);
+    let prompt_lens: Vec<usize> = states.iter().map(Vec::len).collect();
+    let mut gens = empty_generations(prompts.len());
     let max_len = model.cfg.max_len;
     for _ in 0..max_new {
         let active: Vec<usize> = (0..states.len())
@@ -150,6 +263,25 @@ pub fn generate<D: Device<f32>>(
         g.output = st[*pl..].to_vec();
     }
     gens
+}
+
+/// Next-token logits (`vocab` values) for each state, by a full forward
+/// pass on the left-padded batch of states, as [`generate_uncached`] sees
+/// them. For checking the cached decoder.
+pub fn last_logits_uncached<D: Device<f32>>(
+    model: &Transformer<D>,
+    dev: &D,
+    states: &[Vec<u32>],
+) -> Vec<Vec<f32>> {
+    if states.is_empty() {
+        return vec![];
+    }
+    let logits = model.forward(&state_inputs(dev, states));
+    let (_, s, v) = *logits.shape();
+    let all = logits.as_vec();
+    (0..states.len())
+        .map(|r| all[(r * s + s - 1) * v..(r * s + s) * v].to_vec())
+        .collect()
 }
 
 /// Result of exact-match evaluation on one split.
@@ -187,12 +319,14 @@ pub fn exact_match<D: Device<f32>>(
         correct: 0,
         wrong_examples: vec![],
     };
+    let _ = dev; // the cached decoder runs on the host
+    let decoder = CachedDecoder::new(model);
     for chunk in problems.chunks(batch_size.max(1)) {
         let prompts = chunk
             .iter()
             .map(|(p, _)| vocab::encode(p))
             .collect::<Result<Vec<_>, _>>()?;
-        let gens = generate(model, dev, &prompts, max_new, decoding, rng);
+        let gens = generate_cached(&decoder, &prompts, max_new, decoding, rng);
         for ((prompt, answer), g) in chunk.iter().zip(gens) {
             res.n += 1;
             let got = vocab::decode(&g.output)?;

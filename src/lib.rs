@@ -7,7 +7,9 @@
 //! [`checkpoint`]s) -> [`eval`] (exact-match accuracy) -> [`metrics`] CSV +
 //! [`plot`].
 
+pub mod bench;
 pub mod checkpoint;
+pub mod commands;
 pub mod config;
 pub mod countdown;
 pub mod data;
@@ -18,8 +20,10 @@ pub mod model;
 pub mod objectives;
 pub mod optim;
 pub mod plot;
+pub mod registry;
 pub mod report;
 pub mod run;
+pub mod sweep;
 pub mod tasks;
 pub mod train;
 pub mod vocab;

@@ -3,16 +3,9 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
-use rewind::checkpoint::Checkpoint;
-use rewind::config::ExperimentConfig;
-use rewind::eval::{generate, Decoding};
-use rewind::model::rng_for;
-use rewind::run::{run, RunOptions};
-use rewind::tasks::arithmetic::ArithmeticTask;
-use rewind::{device, vocab};
+use rewind::commands::{self, RunArgs};
 
 /// rewind: train small transformers that learn to undo mistakes
 /// (SequenceMatch, <bksp>) and to learn from failures without forgetting (UFT).
@@ -29,24 +22,50 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Train and evaluate the experiment in a TOML config; writes results/<name>/<run-id>/
-    /// (config.toml, metrics.csv, summary.json, checkpoint.safetensors, training.png).
-    /// Rerunning a config resumes an unfinished run from its checkpoint and skips a finished one.
+    /// Train and evaluate the experiment in a TOML config: one run, or every run of its
+    /// [sweep] grid. Writes results/<name>/<run-id>/ (config.toml, metrics.csv, summary.json,
+    /// checkpoint.safetensors, training.png) and, for a sweep, results/<name>/summary.csv and
+    /// plots/. Rerunning a config resumes unfinished runs from their checkpoints and skips
+    /// finished ones.
     Run {
         /// The experiment config, e.g. experiments/quickstart.toml
         config: PathBuf,
-        /// Require an existing checkpoint to resume from (an error if there is none).
+        /// List the runs (id, folder, finished/partial/new) without training.
+        #[arg(long)]
+        dry_run: bool,
+        /// Runs trained at the same time (threads). Default: the number of cores.
+        #[arg(long, short)]
+        jobs: Option<usize>,
+        /// Run only shard i of n of the grid (runs i, i+n, ...), e.g. `--shard 0/4`; for
+        /// splitting a sweep over machines or a Slurm job array. Then `rewind merge`.
+        #[arg(long)]
+        shard: Option<String>,
+        /// Require an existing checkpoint to resume from (single runs; an error if there is none).
         #[arg(long, conflicts_with = "fresh")]
         resume: bool,
-        /// Delete any earlier results of this run and start over.
+        /// Delete earlier results of the selected runs and start over.
         #[arg(long)]
         fresh: bool,
-        /// Folder that receives results/<name>/...
+        /// Folder that receives <name>/...
         #[arg(long, default_value = "results")]
         results: PathBuf,
         /// Print nothing while training.
         #[arg(long, short)]
         quiet: bool,
+    },
+    /// Write results/<name>/summary.csv and plots from the runs of CONFIG's grid found on disk
+    /// (e.g. after copying the folders of several shards into one results folder).
+    Merge {
+        config: PathBuf,
+        #[arg(long, default_value = "results")]
+        results: PathBuf,
+    },
+    /// Regenerate plots from CSV alone: DIR is results/<name> (a sweep) or one run's folder.
+    Plot { dir: PathBuf },
+    /// List the experiment kinds and the configs in experiments/ with their descriptions.
+    List {
+        #[arg(long, default_value = "experiments")]
+        dir: PathBuf,
     },
     /// Generate answers from a trained checkpoint, e.g. `rewind sample --checkpoint
     /// results/quickstart/<run>/checkpoint.safetensors "b10:12+34="`. The prompt is re-formatted
@@ -104,63 +123,6 @@ enum DataCommand {
     },
 }
 
-fn sample(
-    checkpoint: PathBuf,
-    prompts: Vec<String>,
-    temperature: f32,
-    num: usize,
-    seed: u64,
-) -> Result<()> {
-    let ck = Checkpoint::read(&checkpoint)?;
-    let cfg_text = ck
-        .meta
-        .get("config")
-        .context("checkpoint has no experiment config in its metadata")?;
-    let cfg = ExperimentConfig::from_toml(cfg_text).context("checkpoint's stored config")?;
-    let dev = device::default_device();
-    let model = ck.model(&dev)?;
-    let task = ArithmeticTask::new(cfg.data.clone(), 0).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let decoding = if temperature > 0.0 {
-        Decoding::Sample { temperature }
-    } else {
-        Decoding::Greedy
-    };
-    let mut rng = rng_for(seed, "sample");
-    for text in prompts {
-        let (a, op, b) = task
-            .parse_prompt(&text)
-            .map_err(|e| anyhow::anyhow!("prompt {text:?}: {e}"))?;
-        let long = task.problem(a, op, b, false).prompt.len() < text.len();
-        let p = task.problem(a, op, b, long);
-        let ids = vocab::encode(&p.prompt)?;
-        for g in generate(
-            &model,
-            &dev,
-            &vec![ids; num],
-            task.max_answer_len() + 4,
-            decoding,
-            &mut rng,
-        ) {
-            let out = vocab::decode(&g.output)?;
-            let verdict = if g.finished && out == p.answer {
-                "correct"
-            } else {
-                "wrong"
-            };
-            let actions = if g.actions.contains(&vocab::BKSP) {
-                format!("  (actions: {})", vocab::decode(&g.actions)?)
-            } else {
-                String::new()
-            };
-            println!(
-                "{} {}  [{verdict}; expected {}]{actions}",
-                p.prompt, out, p.answer
-            );
-        }
-    }
-    Ok(())
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.threads {
@@ -173,34 +135,35 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run {
             config,
+            dry_run,
+            jobs,
+            shard,
             resume,
             fresh,
             results,
             quiet,
         } => (|| {
-            let cfg = ExperimentConfig::from_file(&config)?;
-            let opts = RunOptions {
-                results_root: results,
+            let args = RunArgs {
+                results,
                 fresh,
-                require_resume: resume,
-                stop_after: None,
+                resume,
+                dry_run,
+                jobs: jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+                shard: shard.as_deref().map(rewind::sweep::parse_shard).transpose()?,
                 quiet,
             };
-            let dev = device::default_device();
-            let summary = run(&cfg, dev, device::NAME, &opts)?.context("run stopped early")?;
-            println!(
-                "{}",
-                rewind::report::summary_text(&summary, &opts.results_root)
-            );
-            Ok(())
+            commands::run_command(&config, &args)
         })(),
+        Command::Merge { config, results } => commands::merge_command(&config, &results),
+        Command::Plot { dir } => commands::plot_command(&dir),
+        Command::List { dir } => commands::list_command(&dir),
         Command::Sample {
             checkpoint,
             prompts,
             temperature,
             num,
             seed,
-        } => sample(checkpoint, prompts, temperature, num, seed),
+        } => commands::sample_command(&checkpoint, &prompts, temperature, num, seed),
         Command::Solve {
             numbers,
             target,

@@ -100,6 +100,95 @@ impl<D: Device<f32>> AdamW<D> {
     }
 }
 
+impl AdamW<Cpu> {
+    /// [`AdamW::update`] on the host in one pass per parameter, for the
+    /// fused CPU training step: `grads` (owned host copies, in parameter
+    /// order) are multiplied by `grad_scale` on the fly (gradient clipping)
+    /// and each parameter's data and moments are read once and written once.
+    /// The arithmetic is the tensor-op version's, in the same order and with
+    /// the same `f32` constants. Parameters are updated in parallel on the
+    /// current rayon pool.
+    pub fn update_host(
+        &mut self,
+        params: Vec<&mut Tensor2<Cpu>>,
+        grads: Vec<Vec<f32>>,
+        grad_scale: f32,
+        lr: f64,
+    ) {
+        use rayon::prelude::*;
+        assert_eq!(params.len(), grads.len());
+        assert_eq!(params.len(), self.m.len());
+        self.t += 1;
+        let (b1, b2) = (self.cfg.beta1, self.cfg.beta2);
+        let bc1 = 1.0 - b1.powi(self.t as i32);
+        let bc2 = 1.0 - b2.powi(self.t as i32);
+        let k = HostAdamW {
+            b1: b1 as f32,
+            one_minus_b1: (1.0 - b1) as f32,
+            b2: b2 as f32,
+            one_minus_b2: (1.0 - b2) as f32,
+            inv_bc1: (1.0 / bc1) as f32,
+            inv_bc2: (1.0 / bc2) as f32,
+            eps: self.cfg.eps as f32,
+            lr: lr as f32,
+            grad_scale,
+        };
+        let wd = self.cfg.weight_decay;
+        params
+            .into_par_iter()
+            .zip(grads)
+            .zip(self.m.par_iter_mut())
+            .zip(self.v.par_iter_mut())
+            .zip(self.decay.par_iter())
+            .for_each(|((((p, g), m), v), &decay)| {
+                let n = g.len();
+                let mut buf = vec![0.0f32; 3 * n];
+                let (pb, rest) = buf.split_at_mut(n);
+                let (mb, vb) = rest.split_at_mut(n);
+                p.copy_into(pb);
+                m.copy_into(mb);
+                v.copy_into(vb);
+                let decay_factor = (1.0 - lr * if decay { wd } else { 0.0 }) as f32;
+                k.apply(pb, &g, mb, vb, decay_factor);
+                p.copy_from(pb);
+                m.copy_from(mb);
+                v.copy_from(vb);
+            });
+    }
+}
+
+/// The constants of one host AdamW update.
+#[derive(Clone, Copy)]
+struct HostAdamW {
+    b1: f32,
+    one_minus_b1: f32,
+    b2: f32,
+    one_minus_b2: f32,
+    inv_bc1: f32,
+    inv_bc2: f32,
+    eps: f32,
+    lr: f32,
+    grad_scale: f32,
+}
+
+impl HostAdamW {
+    /// The element-wise update (vectorises).
+    #[inline]
+    fn apply(&self, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], decay_factor: f32) {
+        let n = p.len();
+        let (g, m, v) = (&g[..n], &mut m[..n], &mut v[..n]);
+        for i in 0..n {
+            let g = g[i] * self.grad_scale; // exact when 1 (no clipping)
+            let mi = m[i] * self.b1 + g * self.one_minus_b1;
+            let vi = v[i] * self.b2 + g * g * self.one_minus_b2;
+            let step = (mi * self.inv_bc1) / ((vi * self.inv_bc2).sqrt() + self.eps);
+            p[i] = p[i] * decay_factor - step * self.lr;
+            m[i] = mi;
+            v[i] = vi;
+        }
+    }
+}
+
 /// Global L2 norm of `grads`; if it exceeds `max_norm` (> 0), scales them
 /// down to `max_norm`. Returns the norm before clipping.
 pub fn clip_grad_norm<D: Device<f32>>(grads: &mut [Tensor2<D>], max_norm: f64) -> f64 {

@@ -21,7 +21,6 @@ use anyhow::{bail, Context, Result};
 use dfdx::prelude::*;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::checkpoint::{self, Checkpoint};
 use crate::config::{ExperimentConfig, StageConfig};
@@ -30,7 +29,9 @@ use crate::eval::{self, Decoding};
 use crate::metrics::{MetricsLog, Row};
 use crate::model::{rng_for, sub_seed, Dropout, Transformer};
 use crate::optim::{lr_at, AdamW};
-use crate::tasks::arithmetic::{ArithmeticTask, Problem, Split};
+use crate::registry::Task;
+use crate::sweep::RunSpec;
+use crate::tasks::arithmetic::Problem;
 use crate::vocab;
 
 /// dfdx version this build uses (from Cargo.lock; recorded in summaries).
@@ -49,6 +50,10 @@ pub struct RunOptions {
     pub stop_after: Option<u64>,
     /// Hide the progress bar and the per-evaluation lines.
     pub quiet: bool,
+    /// Draw the run's bar inside this multi-bar (sweeps).
+    pub progress: Option<indicatif::MultiProgress>,
+    /// Prefix of the run's progress line (e.g. its id in a sweep).
+    pub label: String,
 }
 
 /// Timing of one stage.
@@ -115,25 +120,9 @@ pub fn git_commit() -> String {
     }
 }
 
-/// Stable id of a run: `s<seed>-<first 10 hex of sha256(resolved config)>`.
-/// The same config gives the same id on every machine and invocation.
-pub fn run_id(cfg: &ExperimentConfig) -> Result<String> {
-    let hash = Sha256::digest(cfg.to_toml()?.as_bytes());
-    let hex: String = hash.iter().take(5).map(|b| format!("{b:02x}")).collect();
-    Ok(format!("s{}-{hex}", cfg.experiment.seed))
-}
-
-/// The folder of a run.
-pub fn run_dir(cfg: &ExperimentConfig, root: &Path) -> Result<PathBuf> {
-    Ok(root.join(&cfg.experiment.name).join(run_id(cfg)?))
-}
-
-/// `(prompt, answer)` pairs of a split.
-fn pairs(problems: &[Problem]) -> Vec<(String, String)> {
-    problems
-        .iter()
-        .map(|p| (p.prompt.clone(), p.answer.clone()))
-        .collect()
+/// The folder of a run: `<root>/<experiment name>/<run id>`.
+pub fn run_dir(spec: &RunSpec, root: &Path) -> PathBuf {
+    root.join(&spec.cfg.experiment.name).join(&spec.id)
 }
 
 /// Training example of a problem: loss on the answer and `<eos>`.
@@ -165,7 +154,9 @@ fn global_step(cfg: &ExperimentConfig, stage: usize, step_in_stage: u64) -> u64 
 struct Runner<'a, D: Device<f32>> {
     cfg: &'a ExperimentConfig,
     dev: D,
-    task: ArithmeticTask,
+    task: Box<dyn Task>,
+    /// Split evaluated periodically during training (the task's first).
+    monitor: String,
     dir: PathBuf,
     log: MetricsLog,
     pb: ProgressBar,
@@ -194,12 +185,12 @@ impl<D: Device<f32>> Runner<'_, D> {
         model: &Transformer<D>,
         stage: &str,
         step: u64,
-        split: Split,
+        split: &str,
         limit: usize,
         elapsed_s: f64,
     ) -> Result<eval::ExactMatch> {
-        let problems = self.task.split(split);
-        let problems = &problems[..limit.min(problems.len())];
+        let mut problems = self.task.problems(split)?;
+        problems.truncate(limit);
         let ec = &self.cfg.eval;
         let decoding = if ec.temperature > 0.0 {
             Decoding::Sample {
@@ -212,13 +203,16 @@ impl<D: Device<f32>> Runner<'_, D> {
         let em = eval::exact_match(
             model,
             &self.dev,
-            &pairs(problems),
+            &problems,
             self.max_answer,
             ec.batch_size,
             decoding,
             &mut rng,
         )?;
-        let examples = problems.iter().map(example).collect::<Result<Vec<_>>>()?;
+        let examples = problems
+            .iter()
+            .map(|(p, a)| Example::from_text(p, a))
+            .collect::<Result<Vec<_>, _>>()?;
         let nll = eval::mean_nll(model, &self.dev, &examples, ec.batch_size);
         for (metric, value) in [("exact_match", em.accuracy()), ("loss", nll)] {
             self.log.push(&Row {
@@ -234,9 +228,9 @@ impl<D: Device<f32>> Runner<'_, D> {
     }
 
     /// Exact match on a whole split without logging it.
-    fn evaluate_quietly(&self, model: &Transformer<D>, split: Split) -> Result<eval::ExactMatch> {
+    fn evaluate_quietly(&self, model: &Transformer<D>, split: &str) -> Result<eval::ExactMatch> {
         let mut rng = rng_for(self.cfg.experiment.seed, &format!("eval/{split}/final"));
-        let problems = pairs(self.task.split(split));
+        let problems = self.task.problems(split)?;
         eval::exact_match(
             model,
             &self.dev,
@@ -291,7 +285,7 @@ impl<D: Device<f32>> Runner<'_, D> {
             // batch and dropout drawn from RNGs keyed by (seed, stage, step)
             let mut rng = rng_for(seed, &format!("batch/{si}/{}", pos.step_in_stage));
             let examples = (0..st.batch_size)
-                .map(|_| example(&self.task.sample_train(&mut rng)))
+                .map(|_| self.task.sample_train(&mut rng))
                 .collect::<Result<Vec<_>>>()?;
             let batch = Batch::causal(&examples);
             let mut dropout = Dropout::new(
@@ -335,7 +329,7 @@ impl<D: Device<f32>> Runner<'_, D> {
                     model,
                     &st.name,
                     gstep,
-                    Split::Val,
+                    &self.monitor.clone(),
                     self.cfg.eval.val_during_training,
                     pos.elapsed_s,
                 )?;
@@ -360,14 +354,15 @@ impl<D: Device<f32>> Runner<'_, D> {
 /// Runs (or resumes) the experiment `cfg` on `dev`; returns the summary,
 /// or None if stopped early by `opts.stop_after`.
 pub fn run<D: Device<f32>>(
-    cfg: &ExperimentConfig,
+    spec: &RunSpec,
     dev: D,
     device_name: &str,
     opts: &RunOptions,
 ) -> Result<Option<Summary>> {
     let session_start = Instant::now();
+    let cfg = &spec.cfg;
     let seed = cfg.experiment.seed;
-    let dir = run_dir(cfg, &opts.results_root)?;
+    let dir = run_dir(spec, &opts.results_root);
     let ckpt_path = dir.join("checkpoint.safetensors");
     let summary_path = dir.join("summary.json");
     if opts.fresh && dir.exists() {
@@ -391,9 +386,9 @@ pub fn run<D: Device<f32>>(
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     checkpoint::write_atomic(&dir.join("config.toml"), cfg.to_toml()?.as_bytes())?;
 
-    let task = ArithmeticTask::new(cfg.data.clone(), sub_seed(seed, "data"))
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let need = task.max_prompt_len() + task.max_answer_len() + 2;
+    let kind = crate::registry::kind(&cfg.experiment.kind)?;
+    let task = (kind.build)(&cfg.data, sub_seed(seed, "data"))?;
+    let need = task.max_seq_len();
     if need > cfg.model.max_len {
         bail!(
             "model.max_len = {} is too short: the task's longest sequence (incl. the long split, <bos> and <eos>) has {need} tokens",
@@ -433,20 +428,31 @@ pub fn run<D: Device<f32>>(
         .then(|| global_step(cfg, pos.stage.min(cfg.stages.len()), 0) + pos.step_in_stage);
     let log = MetricsLog::open(&dir.join("metrics.csv"), resume_step)?;
     let total: u64 = cfg.stages.iter().map(|s| s.steps).sum();
-    let pb = if opts.quiet {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::new(total)
+    let pb = match (&opts.progress, opts.quiet) {
+        (_, true) => ProgressBar::hidden(),
+        (Some(mp), false) => mp.add(ProgressBar::new(total)),
+        (None, false) => ProgressBar::new(total),
     };
     pb.set_style(
         ProgressStyle::with_template(
-            "{spinner} [{elapsed_precise}] {bar:30.cyan/blue} {pos}/{len} steps  {msg}  ETA {eta}",
+            "{prefix}{spinner} [{elapsed_precise}] {bar:30.cyan/blue} {pos}/{len} steps  {msg}  ETA {eta}",
         )
         .expect("valid template"),
     );
+    if !opts.label.is_empty() {
+        pb.set_prefix(format!("{} ", opts.label));
+    }
     pb.set_position(resume_step.unwrap_or(0));
     let max_answer = task.max_answer_len() + 1;
+    // the split watched during training, and the one whose errors the summary shows
+    let monitor = task.splits().first().cloned().context("task has no splits")?;
+    let report_split = if cfg.eval.splits.iter().any(|s| s == "test") {
+        "test".to_string()
+    } else {
+        cfg.eval.splits[0].clone()
+    };
     let mut r = Runner {
+        monitor,
         cfg,
         dev: dev.clone(),
         task,
@@ -506,7 +512,7 @@ pub fn run<D: Device<f32>>(
             value: tokens as f64 / train_s.max(1e-9),
             elapsed_s: pos.elapsed_s,
         })?;
-        for &split in &cfg.eval.splits {
+        for split in &cfg.eval.splits {
             let em = r.evaluate(&model, &st.name, gstep, split, usize::MAX, pos.elapsed_s)?;
             r.say(format!(
                 "[{}] after stage: {split} exact-match {:.1}% ({}/{})",
@@ -515,7 +521,7 @@ pub fn run<D: Device<f32>>(
                 em.correct,
                 em.n
             ));
-            if split == Split::Test {
+            if *split == report_split {
                 wrong = Some(em.wrong_examples);
             }
         }
@@ -530,18 +536,15 @@ pub fn run<D: Device<f32>>(
     r.pb.finish_and_clear();
     let val_examples = r
         .task
-        .split(Split::Val)
+        .problems(&r.monitor)?
         .iter()
-        .map(example)
-        .collect::<Result<Vec<_>>>()?;
+        .map(|(p, a)| Example::from_text(p, a))
+        .collect::<Result<Vec<_>, _>>()?;
     let val_loss = eval::mean_nll(&model, &r.dev, &val_examples, cfg.eval.batch_size);
     let wrong = match wrong {
         Some(w) => w,
         // the last stage finished in an earlier session: look again
-        None if cfg.eval.splits.contains(&Split::Test) => {
-            r.evaluate_quietly(&model, Split::Test)?.wrong_examples
-        }
-        None => vec![],
+        None => r.evaluate_quietly(&model, &report_split)?.wrong_examples,
     };
     // per-stage results come from metrics.csv, the one record that
     // survives interrupted sessions
@@ -555,11 +558,11 @@ pub fn run<D: Device<f32>>(
         .eval
         .splits
         .iter()
-        .map(|s| (s.to_string(), r.task.split(*s).len()))
-        .collect();
+        .map(|s| Ok((s.clone(), r.task.problems(s)?.len())))
+        .collect::<Result<_>>()?;
     let summary = Summary {
         experiment: cfg.experiment.name.clone(),
-        run_id: run_id(cfg)?,
+        run_id: spec.id.clone(),
         seed,
         git_commit: git_commit(),
         rewind_version: env!("CARGO_PKG_VERSION").into(),

@@ -6,6 +6,7 @@ use std::path::Path;
 use rewind::config::ExperimentConfig;
 use rewind::metrics;
 use rewind::run::{run, run_dir, RunOptions};
+use rewind::sweep::RunSpec;
 
 const TINY: &str = r#"
 [experiment]
@@ -74,7 +75,7 @@ fn rows(dir: &Path) -> Vec<(String, u64, String, String, f64)> {
 
 #[test]
 fn resumed_run_matches_uninterrupted_run_exactly() {
-    let cfg = ExperimentConfig::from_toml(TINY).unwrap();
+    let cfg = RunSpec::single(&ExperimentConfig::from_toml(TINY).unwrap()).unwrap();
     let dev = rewind::device::default_device();
     let a = tempfile::tempdir().unwrap();
     let full = run(&cfg, dev.clone(), "cpu", &opts(a.path(), None))
@@ -86,7 +87,7 @@ fn resumed_run_matches_uninterrupted_run_exactly() {
     assert!(run(&cfg, dev.clone(), "cpu", &opts(b.path(), Some(13)))
         .unwrap()
         .is_none());
-    let dir_b = run_dir(&cfg, b.path()).unwrap();
+    let dir_b = run_dir(&cfg, b.path());
     // a killed session may have logged rows past its last checkpoint: resume must drop them
     let mut text = std::fs::read_to_string(dir_b.join("metrics.csv")).unwrap();
     text.push_str("pretrain,14,train,loss,123.0,0.1\n");
@@ -98,7 +99,7 @@ fn resumed_run_matches_uninterrupted_run_exactly() {
         .unwrap()
         .unwrap();
 
-    let dir_a = run_dir(&cfg, a.path()).unwrap();
+    let dir_a = run_dir(&cfg, a.path());
     let (ra, rb) = (rows(&dir_a), rows(&dir_b));
     assert_eq!(ra.len(), rb.len());
     if let Some(i) = (0..ra.len()).find(|&i| ra[i] != rb[i]) {
@@ -121,13 +122,13 @@ fn resumed_run_matches_uninterrupted_run_exactly() {
 
 #[test]
 fn run_writes_results_layout_and_skips_finished_runs() {
-    let cfg = ExperimentConfig::from_toml(TINY).unwrap();
+    let cfg = RunSpec::single(&ExperimentConfig::from_toml(TINY).unwrap()).unwrap();
     let dev = rewind::device::default_device();
     let root = tempfile::tempdir().unwrap();
     let s = run(&cfg, dev.clone(), "cpu", &opts(root.path(), None))
         .unwrap()
         .unwrap();
-    let dir = run_dir(&cfg, root.path()).unwrap();
+    let dir = run_dir(&cfg, root.path());
     for f in [
         "config.toml",
         "metrics.csv",
@@ -141,7 +142,8 @@ fn run_writes_results_layout_and_skips_finished_runs() {
     }
     // the resolved config round-trips and has the same run id
     let back = ExperimentConfig::from_file(&dir.join("config.toml")).unwrap();
-    assert_eq!(back, cfg);
+    assert_eq!(back, cfg.cfg);
+    assert_eq!(RunSpec::single(&back).unwrap().id, cfg.id);
     assert_eq!(s.after_stage.len(), 2, "a forgetting row per stage");
     assert!(s.after_stage["pretrain"].contains_key("long"));
     // rerun: nothing retrained, same summary

@@ -58,6 +58,19 @@ impl Default for ModelConfig {
 impl ModelConfig {
     /// Checks ranges; the error names the offending key.
     pub fn validate(&self) -> Result<(), String> {
+        self.validate_shape()?;
+        if self.vocab_size != VOCAB_SIZE {
+            return Err(format!(
+                "model.vocab_size = {}: must be {VOCAB_SIZE} (the fixed vocabulary, see rewind::vocab)",
+                self.vocab_size
+            ));
+        }
+        Ok(())
+    }
+
+    /// [`Self::validate`] without the check that `vocab_size` is rewind's
+    /// vocabulary (for benchmarks of other sizes).
+    pub fn validate_shape(&self) -> Result<(), String> {
         let pos = |v: usize, key: &str| {
             if v == 0 {
                 Err(format!("model.{key} = 0: must be at least 1"))
@@ -70,12 +83,7 @@ impl ModelConfig {
         pos(self.n_layers, "n_layers")?;
         pos(self.d_ff, "d_ff")?;
         pos(self.max_len, "max_len")?;
-        if self.vocab_size != VOCAB_SIZE {
-            return Err(format!(
-                "model.vocab_size = {}: must be {VOCAB_SIZE} (the fixed vocabulary, see rewind::vocab)",
-                self.vocab_size
-            ));
-        }
+        pos(self.vocab_size, "vocab_size")?;
         if !self.d_model.is_multiple_of(self.n_heads) {
             return Err(format!(
                 "model.d_model = {} is not divisible by model.n_heads = {}",

@@ -96,6 +96,11 @@ impl Dropout {
         }
     }
 
+    /// Whether this dropout changes anything (p > 0).
+    pub fn is_active(&self) -> bool {
+        self.rng.is_some()
+    }
+
     /// Zeroes each element with probability p and scales the rest by 1/(1-p).
     pub fn apply<S: Shape, D: Device<f32>, T: Tape<f32, D>>(
         &mut self,

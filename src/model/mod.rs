@@ -12,7 +12,9 @@
 //! clipping and checkpointing one code path. Weights are `(in, out)`, so a
 //! layer is `x · W + b` (PyTorch's `nn.Linear` stores the transpose).
 
+pub mod cache;
 mod config;
+pub(crate) mod cpu;
 mod layers;
 
 pub use config::{ModelConfig, PositionKind};
@@ -75,6 +77,13 @@ impl<D: Device<f32>> Transformer<D> {
     /// every device.
     pub fn new(cfg: &ModelConfig, dev: &D, seed: u64) -> Result<Self, String> {
         cfg.validate()?;
+        Self::new_any_vocab(cfg, dev, seed)
+    }
+
+    /// [`Self::new`] for any `vocab_size` (benchmarks of other model sizes):
+    /// checks every field of `cfg` except that the vocabulary is rewind's.
+    pub fn new_any_vocab(cfg: &ModelConfig, dev: &D, seed: u64) -> Result<Self, String> {
+        cfg.validate_shape()?;
         let mut rng = StdRng::seed_from_u64(seed);
         let d = cfg.d_model;
         let std = 0.02f32;
@@ -169,13 +178,39 @@ impl<D: Device<f32>> Transformer<D> {
             .sum()
     }
 
-    /// Forward pass without a tape (inference).
+    /// Forward pass without a tape (inference). On `Cpu` this is the fused
+    /// path (`model::cpu`); elsewhere [`Self::forward_reference`].
     pub fn forward(&self, inp: &Inputs<D>) -> Logits<D, NoneTape> {
+        cpu::forward(self, inp).unwrap_or_else(|| self.forward_reference(inp))
+    }
+
+    /// Forward pass recording a tape into `grads` (training). On `Cpu`
+    /// without dropout this is the fused path, whose backward op writes every
+    /// parameter's gradient; with dropout (p > 0), or on another device, it
+    /// is [`Self::forward_train_reference`].
+    pub fn forward_train(
+        &self,
+        inp: &Inputs<D>,
+        grads: Gradients<f32, D>,
+        dropout: &mut Dropout,
+    ) -> Logits<D, OwnedTape<f32, D>> {
+        if dropout.is_active() {
+            return self.forward_train_reference(inp, grads, dropout);
+        }
+        match cpu::forward_train(self, inp, grads) {
+            Ok(logits) => logits,
+            Err(grads) => self.forward_train_reference(inp, grads, dropout),
+        }
+    }
+
+    /// The composite forward pass (dfdx tensor ops, every device): the
+    /// reference the fused CPU path is tested against.
+    pub fn forward_reference(&self, inp: &Inputs<D>) -> Logits<D, NoneTape> {
         self.forward_from(self.tok_emb.clone(), inp, &mut Dropout::off())
     }
 
-    /// Forward pass recording a tape into `grads` (training).
-    pub fn forward_train(
+    /// The composite training forward pass (dfdx ops and their backward).
+    pub fn forward_train_reference(
         &self,
         inp: &Inputs<D>,
         grads: Gradients<f32, D>,

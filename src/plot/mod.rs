@@ -1,6 +1,8 @@
-//! Publication-quality line plots (PNG and SVG) drawn with `plotters`, and the
-//! standard figure of a training run (`training.png` / `training.svg`: loss |
-//! exact-match accuracy) read from a run's `metrics.csv`.
+//! Publication-quality line plots and heatmaps (PNG and SVG) drawn with
+//! `plotters`; the standard figure of a training run (`training.png` /
+//! `training.svg`: loss | exact-match accuracy) read from a run's
+//! `metrics.csv`; and the figures of a sweep of runs ([`plot_sweep`]: learning
+//! curves, final accuracy against each swept axis, the forgetting table).
 //!
 //! Text is rendered with DejaVu Sans, embedded in the binary
 //! (`assets/fonts/DejaVuSans.ttf`, license in `assets/fonts/LICENSE-DejaVu.txt`)
@@ -28,6 +30,12 @@ use plotters::prelude::*;
 use plotters::style::register_font;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use serde::Deserialize;
+
+mod heatmap;
+mod sweep;
+
+pub use heatmap::{heatmap, Heatmap};
+pub use sweep::plot_sweep;
 
 /// One line of a plot: `(x, y)` points in drawing order.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -67,6 +75,51 @@ pub struct LinePlot {
     pub y_range: Option<(f64, f64)>,
 }
 
+/// How the x axis of a figure's panels maps data values.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum XScale {
+    /// Linear axis fitted to the data.
+    #[default]
+    Linear,
+    /// log10 axis; linear unless every x value is positive.
+    Log,
+    /// Evenly spaced categories labelled with these names; a point's x is the
+    /// index of its category (0, 1, ...). Many categories get every k-th label.
+    Categorical(Vec<String>),
+}
+
+/// Where a figure's legend goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LegendPlacement {
+    /// One legend per panel, in the corner of the axes covering the least data.
+    #[default]
+    Inside,
+    /// One legend for the whole figure, in a column right of the panels (for
+    /// many or long entries); the figure is widened to make room.
+    Right,
+}
+
+/// Figure-wide options for [`panels_with`]. The default gives the same
+/// figure as [`panels`].
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct FigureOptions {
+    /// The x axis of every panel.
+    pub x_scale: XScale,
+    /// Labelled x ticks at these data values instead of the automatic ones
+    /// (e.g. the values of a sweep); ignored when empty, for categorical
+    /// axes, and when the labels would collide.
+    pub x_ticks: Vec<(f64, String)>,
+    pub legend: LegendPlacement,
+    /// Heading above the legend entries (empty: none).
+    pub legend_title: String,
+    /// Lines of text below the legend entries (e.g. what a band means).
+    pub legend_notes: Vec<String>,
+    /// Series (and band) name -> colour group. The series of one group share
+    /// a colour and a single legend entry named after the group; series not
+    /// listed are their own group.
+    pub color_groups: HashMap<String, String>,
+}
+
 /// Writes PNG or SVG chosen by the extension of `out` (error for others). Creates parent dirs.
 pub fn line_plot(plot: &LinePlot, out: &Path) -> Result<()> {
     render(std::slice::from_ref(plot), out)
@@ -78,6 +131,15 @@ pub fn panels(plots: &[LinePlot], out: &Path) -> Result<()> {
         bail!("no panels to plot into {}", out.display());
     }
     render(plots, out)
+}
+
+/// Several LinePlots side by side in one image, with figure-wide options
+/// (x scale, legend placement and contents, colour groups).
+pub fn panels_with(plots: &[LinePlot], opts: &FigureOptions, out: &Path) -> Result<()> {
+    if plots.is_empty() {
+        bail!("no panels to plot into {}", out.display());
+    }
+    render_with(plots, opts, out)
 }
 
 /// Reads a run's metrics.csv (long/tidy format, header:
@@ -217,7 +279,7 @@ fn metric_series(rows: &[MetricRow], metric: &str) -> Vec<Series> {
 // Rendering
 
 const FONT: &str = "sans-serif";
-static DEJAVU_SANS: &[u8] = include_bytes!("../assets/fonts/DejaVuSans.ttf");
+static DEJAVU_SANS: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
 
 fn ensure_font() -> Result<()> {
     static ONCE: Once = Once::new();
@@ -247,6 +309,8 @@ const PALETTE: [RGBColor; 8] = [
 const GRID: RGBColor = RGBColor(222, 222, 222);
 const GRID_MINOR: RGBColor = RGBColor(240, 240, 240);
 const LEGEND_BORDER: RGBColor = RGBColor(170, 170, 170);
+/// Legend notes (e.g. what a band means).
+const NOTE: RGBColor = RGBColor(90, 90, 90);
 const HEIGHT: u32 = 500;
 /// Supersampling factor for PNG output.
 const PNG_SCALE: u32 = 3;
@@ -274,6 +338,7 @@ fn format_of(out: &Path) -> Result<Format> {
     }
 }
 
+/// Figure width of `panels` side by side (legend inside the axes).
 fn figure_size(panels: usize) -> (u32, u32) {
     if panels <= 1 {
         (700, HEIGHT)
@@ -282,23 +347,43 @@ fn figure_size(panels: usize) -> (u32, u32) {
     }
 }
 
-fn render(plots: &[LinePlot], out: &Path) -> Result<()> {
+/// Something drawable into a PNG or SVG file of a fixed size.
+trait Figure {
+    /// Size in output pixels (the same for PNG and SVG).
+    fn size(&self) -> (u32, u32);
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>, sc: Scale) -> Result<()>;
+}
+
+/// Checks the extension of `out`, loads the font and creates `out`'s directory.
+fn prepare_output(out: &Path) -> Result<Format> {
     let format = format_of(out)?;
     ensure_font()?;
     if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("creating directory {} for plot", dir.display()))?;
     }
-    let colors = color_map(plots);
-    let prepared: Vec<Prepared> = plots.iter().map(|p| prepare(p, &colors)).collect();
-    let (w, h) = figure_size(plots.len());
+    Ok(format)
+}
+
+fn render(plots: &[LinePlot], out: &Path) -> Result<()> {
+    render_with(plots, &FigureOptions::default(), out)
+}
+
+fn render_with(plots: &[LinePlot], opts: &FigureOptions, out: &Path) -> Result<()> {
+    let format = prepare_output(out)?;
+    let figure = LineFigure::new(plots, opts);
+    write_figure(&figure, format, out)
+}
+
+fn write_figure(fig: &impl Figure, format: Format, out: &Path) -> Result<()> {
+    let (w, h) = fig.size();
     let ctx = || format!("writing plot {}", out.display());
     match format {
         Format::Svg => {
             let mut svg = String::new();
             {
                 let root = SVGBackend::with_string(&mut svg, (w, h)).into_drawing_area();
-                draw_figure(&root, plots, &prepared, Scale { s: 1.0, em: SVG_EM })
+                fig.draw(&root, Scale { s: 1.0, em: SVG_EM })
                     .with_context(ctx)?;
                 root.present().map_err(backend_err).with_context(ctx)?;
             }
@@ -310,10 +395,8 @@ fn render(plots: &[LinePlot], out: &Path) -> Result<()> {
             let mut big = vec![0u8; (bw * bh * 3) as usize];
             {
                 let root = BitMapBackend::with_buffer(&mut big, (bw, bh)).into_drawing_area();
-                draw_figure(
+                fig.draw(
                     &root,
-                    plots,
-                    &prepared,
                     Scale {
                         s: s as f64,
                         em: AB_GLYPH_EM,
@@ -365,8 +448,14 @@ fn downsample(big: &[u8], (bw, bh): (u32, u32), s: u32) -> Vec<u8> {
     small
 }
 
-/// Same name, same colour in every panel of a figure (first-appearance order).
-fn color_map(plots: &[LinePlot]) -> HashMap<String, RGBColor> {
+/// The legend entry (colour group) of a series or band name.
+fn group_of<'a>(name: &'a str, groups: &'a HashMap<String, String>) -> &'a str {
+    groups.get(name).map(String::as_str).unwrap_or(name)
+}
+
+/// Same name (or colour group), same colour in every panel of a figure
+/// (first-appearance order).
+fn color_map(plots: &[LinePlot], groups: &HashMap<String, String>) -> HashMap<String, RGBColor> {
     let mut map = HashMap::new();
     let names = plots.iter().flat_map(|p| {
         p.series
@@ -376,14 +465,14 @@ fn color_map(plots: &[LinePlot]) -> HashMap<String, RGBColor> {
     });
     for name in names {
         let next = map.len();
-        map.entry(name.clone())
+        map.entry(group_of(name, groups).to_string())
             .or_insert(PALETTE[next % PALETTE.len()]);
     }
     map
 }
 
 // --- data preparation (backend independent; everything in "plot space":
-// x as given, y as given or log10(y)) ---
+// x as given or log10(x), y as given or log10(y)) ---
 
 type P = (f64, f64);
 
@@ -397,11 +486,23 @@ struct Axis {
 }
 
 struct PreparedSeries {
-    name: String,
     color: RGBColor,
     lines: Vec<Vec<P>>,
     markers: Vec<P>,
     show_markers: bool,
+}
+
+/// One line of a legend.
+#[derive(Clone)]
+enum LegendRow {
+    Title(String),
+    Entry {
+        name: String,
+        color: RGBColor,
+        markers: bool,
+        band: bool,
+    },
+    Note(String),
 }
 
 struct Prepared {
@@ -409,6 +510,8 @@ struct Prepared {
     y: Axis,
     series: Vec<PreparedSeries>,
     bands: Vec<(RGBColor, Vec<Vec<P>>)>,
+    /// Legend entries of this panel: one per named colour group, in order.
+    legend: Vec<LegendRow>,
     has_data: bool,
 }
 
@@ -416,19 +519,37 @@ fn finite(p: P) -> bool {
     p.0.is_finite() && p.1.is_finite()
 }
 
-fn prepare(plot: &LinePlot, colors: &HashMap<String, RGBColor>) -> Prepared {
-    let series_ys = plot
-        .series
-        .iter()
-        .flat_map(|s| s.points.iter().copied().filter(|p| finite(*p)).map(|p| p.1));
-    let band_ys = plot
-        .bands
-        .iter()
-        .flat_map(|b| b.points.iter().copied().filter(|p| band_finite(*p)))
-        .flat_map(|(_, lo, hi)| [lo, hi]);
+fn prepare(plot: &LinePlot, colors: &HashMap<String, RGBColor>, opts: &FigureOptions) -> Prepared {
+    let groups = &opts.color_groups;
+    let color = |name: &str| colors[group_of(name, groups)];
+    let series_xys = || {
+        plot.series
+            .iter()
+            .flat_map(|s| s.points.iter().copied().filter(|p| finite(*p)))
+    };
+    let band_xys = || {
+        plot.bands
+            .iter()
+            .flat_map(|b| b.points.iter().copied().filter(|p| band_finite(*p)))
+    };
     let range_ok = plot.y_range.is_none_or(|(lo, hi)| lo > 0.0 && hi > 0.0);
-    let log = plot.log_y && range_ok && series_ys.chain(band_ys).all(|y| y > 0.0);
+    let log = plot.log_y
+        && range_ok
+        && series_xys()
+            .map(|p| p.1)
+            .chain(band_xys().flat_map(|(_, lo, hi)| [lo, hi]))
+            .all(|y| y > 0.0);
     let ty = |y: f64| if log { y.log10() } else { y };
+    let categories = match &opts.x_scale {
+        XScale::Categorical(c) if !c.is_empty() => Some(c),
+        _ => None,
+    };
+    let log_x = opts.x_scale == XScale::Log
+        && series_xys()
+            .map(|p| p.0)
+            .chain(band_xys().map(|b| b.0))
+            .all(|x| x > 0.0);
+    let tx = |x: f64| if log_x { x.log10() } else { x };
 
     // Finite points in plot space.
     let series_pts: Vec<Vec<Option<P>>> = plot
@@ -437,7 +558,7 @@ fn prepare(plot: &LinePlot, colors: &HashMap<String, RGBColor>) -> Prepared {
         .map(|s| {
             s.points
                 .iter()
-                .map(|&(x, y)| Some((x, ty(y))).filter(|p| finite(*p)))
+                .map(|&(x, y)| Some((tx(x), ty(y))).filter(|p| finite(*p)))
                 .collect()
         })
         .collect();
@@ -447,7 +568,7 @@ fn prepare(plot: &LinePlot, colors: &HashMap<String, RGBColor>) -> Prepared {
         .map(|b| {
             b.points
                 .iter()
-                .map(|&(x, lo, hi)| Some((x, ty(lo), ty(hi))).filter(|p| band_finite(*p)))
+                .map(|&(x, lo, hi)| Some((tx(x), ty(lo), ty(hi))).filter(|p| band_finite(*p)))
                 .collect()
         })
         .collect();
@@ -467,7 +588,11 @@ fn prepare(plot: &LinePlot, colors: &HashMap<String, RGBColor>) -> Prepared {
     let has_data = series_pts.iter().flatten().flatten().next().is_some()
         || band_pts.iter().flatten().flatten().next().is_some();
 
-    let (x_lo, x_hi) = fit_range(min_max(xs), 0.03, false);
+    let (x_lo, x_hi) = match categories {
+        Some(c) => (-0.5, c.len() as f64 - 0.5),
+        None if log_x => fit_range(min_max(xs), 0.05, true),
+        None => fit_range(min_max(xs), 0.03, false),
+    };
     let (y_lo, y_hi) = match plot
         .y_range
         .filter(|(lo, hi)| lo.is_finite() && hi.is_finite())
@@ -485,7 +610,7 @@ fn prepare(plot: &LinePlot, colors: &HashMap<String, RGBColor>) -> Prepared {
         y1: y_hi,
     };
 
-    let series = plot
+    let series: Vec<PreparedSeries> = plot
         .series
         .iter()
         .zip(&series_pts)
@@ -503,8 +628,7 @@ fn prepare(plot: &LinePlot, colors: &HashMap<String, RGBColor>) -> Prepared {
                 .collect();
             let n_finite: usize = runs.iter().map(Vec::len).sum();
             PreparedSeries {
-                name: s.name.clone(),
-                color: colors[&s.name],
+                color: color(&s.name),
                 lines,
                 show_markers: n_finite <= MARKER_MAX_POINTS,
                 markers,
@@ -526,12 +650,62 @@ fn prepare(plot: &LinePlot, colors: &HashMap<String, RGBColor>) -> Prepared {
                 })
                 .filter(|poly| poly.len() >= 2)
                 .collect();
-            (colors[&b.name], polys)
+            (color(&b.name), polys)
         })
         .collect();
 
+    // One legend entry per named group, with markers if any of its series has them.
+    let mut legend: Vec<LegendRow> = Vec::new();
+    for (s, prep) in plot.series.iter().zip(&series) {
+        if s.name.is_empty() {
+            continue;
+        }
+        let group = group_of(&s.name, groups);
+        let band = plot
+            .bands
+            .iter()
+            .any(|b| group_of(&b.name, groups) == group);
+        let existing = legend
+            .iter_mut()
+            .find(|r| matches!(r, LegendRow::Entry { name, .. } if name == group));
+        match existing {
+            Some(LegendRow::Entry { markers, .. }) => *markers |= prep.show_markers,
+            _ => legend.push(LegendRow::Entry {
+                name: group.to_string(),
+                color: prep.color,
+                markers: prep.show_markers,
+                band,
+            }),
+        }
+    }
+
+    let x = match categories {
+        Some(c) => categorical_axis(c),
+        None => {
+            let ticks: Vec<(f64, String)> = opts
+                .x_ticks
+                .iter()
+                .filter(|t| t.0.is_finite() && (!log_x || t.0 > 0.0))
+                .map(|t| (tx(t.0), t.1.clone()))
+                .filter(|t| t.0 >= x_lo && t.0 <= x_hi)
+                .collect();
+            if !ticks.is_empty() && ticks_fit(&ticks, x_hi - x_lo) {
+                Axis {
+                    lo: x_lo,
+                    hi: x_hi,
+                    ticks,
+                    minor: Vec::new(),
+                }
+            } else if log_x {
+                log_axis(x_lo, x_hi)
+            } else {
+                linear_axis(x_lo, x_hi, 6)
+            }
+        }
+    };
+
     Prepared {
-        x: linear_axis(x_lo, x_hi, 6),
+        x,
         y: if log {
             log_axis(y_lo, y_hi)
         } else {
@@ -539,6 +713,7 @@ fn prepare(plot: &LinePlot, colors: &HashMap<String, RGBColor>) -> Prepared {
         },
         series,
         bands,
+        legend,
         has_data,
     }
 }
@@ -679,6 +854,54 @@ fn linear_axis(lo: f64, hi: f64, target: usize) -> Axis {
             .map(|t| (t, format_linear(t, step, max_abs)))
             .collect(),
         minor: Vec::new(),
+    }
+}
+
+/// Whether labels of x ticks (plot-space positions, `span` the axis range)
+/// stay apart on a panel of the narrowest usual width.
+fn ticks_fit(ticks: &[(f64, String)], span: f64) -> bool {
+    const AXES_W: f64 = 420.0;
+    let mut sorted: Vec<&(f64, String)> = ticks.iter().collect();
+    sorted.sort_by(|a, b| a.0.total_cmp(&b.0));
+    sorted.windows(2).all(|w| {
+        let gap = (w[1].0 - w[0].0) / span * AXES_W;
+        let need = (text_w(&w[0].1, TICK_EM) + text_w(&w[1].1, TICK_EM)) / 2.0 + 8.0;
+        gap >= need
+    })
+}
+
+/// Longest category label drawn in full; longer ones are cut with an ellipsis.
+const CATEGORY_LABEL_MAX: usize = 16;
+/// At most this many labelled categories; more get every k-th label.
+const CATEGORY_TICKS_MAX: usize = 12;
+
+/// Evenly spaced categories at x = 0, 1, ..., labelled with their names.
+fn categorical_axis(categories: &[String]) -> Axis {
+    let n = categories.len();
+    let stride = n.div_ceil(CATEGORY_TICKS_MAX).max(1);
+    let (mut ticks, mut minor) = (Vec::new(), Vec::new());
+    for (i, c) in categories.iter().enumerate() {
+        if i % stride == 0 {
+            ticks.push((i as f64, ellipsize(c, CATEGORY_LABEL_MAX)));
+        } else {
+            minor.push(i as f64);
+        }
+    }
+    Axis {
+        lo: -0.5,
+        hi: n as f64 - 0.5,
+        ticks,
+        minor,
+    }
+}
+
+/// `s` cut to at most `max` characters, the last an ellipsis when cut.
+fn ellipsize(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_string()
+    } else {
+        let head: String = s.chars().take(max.saturating_sub(1)).collect();
+        format!("{head}…")
     }
 }
 
@@ -960,19 +1183,178 @@ const LABEL_EM: f64 = 16.0;
 const TICK_EM: f64 = 14.0;
 const LEGEND_EM: f64 = 14.0;
 
-fn draw_figure<DB: DrawingBackend>(
-    root: &DrawingArea<DB, Shift>,
-    plots: &[LinePlot],
-    prepared: &[Prepared],
-    sc: Scale,
-) -> Result<()> {
-    root.fill(&WHITE).map_err(backend_err)?;
-    let areas = root.split_evenly((1, plots.len().max(1)));
-    for ((area, plot), prep) in areas.iter().zip(plots).zip(prepared) {
-        draw_panel(area, plot, prep, sc)
-            .with_context(|| format!("drawing panel {:?}", plot.title))?;
+/// Width in output pixels of `text` set in DejaVu Sans at `em` pixels.
+fn text_w(text: &str, em: f64) -> f64 {
+    let font: FontDesc = (FONT, em * AB_GLYPH_EM).into_font();
+    match font.box_size(text) {
+        Ok((w, _)) => w as f64,
+        Err(_) => 0.6 * em * text.chars().count() as f64,
     }
-    Ok(())
+}
+
+// Legend geometry, in output pixels.
+const LEGEND_PAD: f64 = 9.0;
+const LEGEND_SAMPLE: f64 = 28.0;
+const LEGEND_GAP: f64 = 8.0;
+const LEGEND_ROW: f64 = LEGEND_EM * 1.55;
+const LEGEND_VPAD: f64 = 5.0;
+/// At most this many rows in a legend inside the axes.
+const INSIDE_LEGEND_ROWS: usize = 12;
+/// Top of a legend right of the panels (about the top of the axes).
+const RIGHT_LEGEND_TOP: f64 = 40.0;
+/// Width of one panel when the legend is right of the panels.
+const PANEL_W: u32 = 600;
+
+/// Title, `entries` (at most `max_rows` rows in all; the rest summarised as
+/// "… and N more"), then notes.
+fn legend_rows(opts: &FigureOptions, entries: Vec<LegendRow>, max_rows: usize) -> Vec<LegendRow> {
+    let mut rows = Vec::new();
+    if !opts.legend_title.is_empty() {
+        rows.push(LegendRow::Title(opts.legend_title.clone()));
+    }
+    let room = max_rows
+        .saturating_sub(rows.len() + opts.legend_notes.len())
+        .max(2);
+    let n = entries.len();
+    if n > room {
+        rows.extend(entries.into_iter().take(room - 1));
+        rows.push(LegendRow::Note(format!("… and {} more", n - (room - 1))));
+    } else {
+        rows.extend(entries);
+    }
+    rows.extend(opts.legend_notes.iter().cloned().map(LegendRow::Note));
+    rows
+}
+
+/// Size of a legend box in output pixels.
+fn legend_size(rows: &[LegendRow]) -> (f64, f64) {
+    let content = rows
+        .iter()
+        .map(|r| match r {
+            LegendRow::Title(t) | LegendRow::Note(t) => text_w(t, LEGEND_EM),
+            LegendRow::Entry { name, .. } => LEGEND_SAMPLE + LEGEND_GAP + text_w(name, LEGEND_EM),
+        })
+        .fold(0.0, f64::max);
+    (
+        2.0 * LEGEND_PAD + content + 2.0,
+        2.0 * LEGEND_VPAD + LEGEND_ROW * rows.len() as f64,
+    )
+}
+
+/// A row of line-plot panels, with a legend in each panel or one legend
+/// right of them.
+struct LineFigure<'a> {
+    plots: &'a [LinePlot],
+    prepared: Vec<Prepared>,
+    /// Rows of the legend right of the panels, and the width of the panels.
+    right_legend: Option<(Vec<LegendRow>, u32)>,
+    size: (u32, u32),
+}
+
+impl<'a> LineFigure<'a> {
+    fn new(plots: &'a [LinePlot], opts: &FigureOptions) -> Self {
+        let colors = color_map(plots, &opts.color_groups);
+        let mut prepared: Vec<Prepared> = plots.iter().map(|p| prepare(p, &colors, opts)).collect();
+        let n = plots.len().max(1);
+        if opts.legend == LegendPlacement::Inside {
+            for p in &mut prepared {
+                if !p.legend.is_empty() {
+                    let entries = std::mem::take(&mut p.legend);
+                    p.legend = legend_rows(opts, entries, INSIDE_LEGEND_ROWS);
+                }
+            }
+            return Self {
+                plots,
+                prepared,
+                right_legend: None,
+                size: figure_size(n),
+            };
+        }
+        // One legend for the figure: the union of the panels' entries.
+        let mut entries: Vec<LegendRow> = Vec::new();
+        for p in &mut prepared {
+            for row in p.legend.drain(..) {
+                let LegendRow::Entry {
+                    name,
+                    markers,
+                    band,
+                    ..
+                } = &row
+                else {
+                    continue;
+                };
+                let existing = entries.iter_mut().find_map(|e| match e {
+                    LegendRow::Entry {
+                        name: n,
+                        markers,
+                        band,
+                        ..
+                    } if n == name => Some((markers, band)),
+                    _ => None,
+                });
+                match existing {
+                    Some((m, b)) => {
+                        *m |= *markers;
+                        *b |= *band;
+                    }
+                    None => entries.push(row),
+                }
+            }
+        }
+        let panels_w = PANEL_W * n as u32;
+        if entries.is_empty() && opts.legend_title.is_empty() && opts.legend_notes.is_empty() {
+            return Self {
+                plots,
+                prepared,
+                right_legend: None,
+                size: (panels_w, HEIGHT),
+            };
+        }
+        let max_rows =
+            ((HEIGHT as f64 - RIGHT_LEGEND_TOP - 10.0 - 2.0 * LEGEND_VPAD) / LEGEND_ROW) as usize;
+        let rows = legend_rows(opts, entries, max_rows);
+        let (lw, lh) = legend_size(&rows);
+        let w = panels_w + (lw + 4.0 + 16.0).ceil() as u32;
+        let h = HEIGHT.max((RIGHT_LEGEND_TOP + lh + 10.0).ceil() as u32);
+        Self {
+            plots,
+            prepared,
+            right_legend: Some((rows, panels_w)),
+            size: (w, h),
+        }
+    }
+}
+
+impl Figure for LineFigure<'_> {
+    fn size(&self) -> (u32, u32) {
+        self.size
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>, sc: Scale) -> Result<()> {
+        root.fill(&WHITE).map_err(backend_err)?;
+        let panels_area = match &self.right_legend {
+            Some((rows, panels_w)) => {
+                let (left, right) = root.split_horizontally(sc.px(*panels_w as f64));
+                let (w, h) = legend_size(rows);
+                draw_legend_box(
+                    &right,
+                    rows,
+                    (sc.px(4.0), sc.px(RIGHT_LEGEND_TOP)),
+                    (sc.px(w), sc.px(h)),
+                    sc,
+                )?;
+                left
+            }
+            None => root.clone(),
+        };
+        let inside = self.right_legend.is_none();
+        let areas = panels_area.split_evenly((1, self.plots.len().max(1)));
+        for ((area, plot), prep) in areas.iter().zip(self.plots).zip(&self.prepared) {
+            draw_panel(area, plot, prep, sc, inside)
+                .with_context(|| format!("drawing panel {:?}", plot.title))?;
+        }
+        Ok(())
+    }
 }
 
 fn text_width<DB: DrawingBackend>(
@@ -989,6 +1371,7 @@ fn draw_panel<DB: DrawingBackend>(
     plot: &LinePlot,
     p: &Prepared,
     sc: Scale,
+    legend_inside: bool,
 ) -> Result<()> {
     let px = |v: f64| sc.px(v);
 
@@ -1094,27 +1477,24 @@ fn draw_panel<DB: DrawingBackend>(
             .map_err(backend_err)?;
     }
 
-    draw_legend(&plot_area, p, sc)
+    if legend_inside {
+        draw_legend(&plot_area, p, sc)?;
+    }
+    Ok(())
 }
 
+/// Draws the panel's legend in the corner of its axes covering the least data.
 fn draw_legend<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     p: &Prepared,
     sc: Scale,
 ) -> Result<()> {
-    let entries: Vec<&PreparedSeries> = p.series.iter().filter(|e| !e.name.is_empty()).collect();
-    if entries.is_empty() {
+    if p.legend.is_empty() {
         return Ok(());
     }
     let px = |v: f64| sc.px(v);
-    let measure = sc.measure(LEGEND_EM);
-    let mut text_w = 0;
-    for e in &entries {
-        text_w = text_w.max(text_width(area, &e.name, &measure)?);
-    }
-    let (pad, sample, gap, row) = (px(9.0), px(28.0), px(8.0), px(LEGEND_EM * 1.55));
-    let box_w = pad + sample + gap + text_w + pad;
-    let box_h = px(5.0) * 2 + row * entries.len() as i32;
+    let (w, h) = legend_size(&p.legend);
+    let (box_w, box_h) = (px(w), px(h));
     let (aw, ah) = area.dim_in_pixel();
     let (aw, ah) = (aw as i32, ah as i32);
     let inset = px(10.0);
@@ -1154,7 +1534,7 @@ fn draw_legend<DB: DrawingBackend>(
         samples.extend(polys.iter().flatten().map(|&q| to_px(q)));
     }
     let margin = px(4.0) as f64;
-    let (bx, by) = corners
+    let origin = corners
         .iter()
         .copied()
         .min_by_key(|&(cx, cy)| {
@@ -1169,7 +1549,18 @@ fn draw_legend<DB: DrawingBackend>(
                 .count()
         })
         .unwrap_or(corners[0]);
+    draw_legend_box(area, &p.legend, origin, (box_w, box_h), sc)
+}
 
+/// Draws a framed legend with its top left corner at `(bx, by)` (device pixels).
+fn draw_legend_box<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    rows: &[LegendRow],
+    (bx, by): (i32, i32),
+    (box_w, box_h): (i32, i32),
+    sc: Scale,
+) -> Result<()> {
+    let px = |v: f64| sc.px(v);
     let corners = [(bx, by), (bx + box_w, by + box_h)];
     area.draw(&Rectangle::new(corners, WHITE.mix(0.92).filled()))
         .map_err(backend_err)?;
@@ -1178,32 +1569,59 @@ fn draw_legend<DB: DrawingBackend>(
         LEGEND_BORDER.stroke_width(sc.stroke(1.0)),
     ))
     .map_err(backend_err)?;
-    let font = sc
-        .font(LEGEND_EM)
-        .color(&BLACK)
-        .pos(Pos::new(HPos::Left, VPos::Center));
-    for (i, e) in entries.iter().enumerate() {
-        let cy = by + px(5.0) + row * i as i32 + row / 2;
+    let font = |color: &RGBColor| {
+        sc.font(LEGEND_EM)
+            .color(color)
+            .pos(Pos::new(HPos::Left, VPos::Center))
+    };
+    let (pad, sample, gap, row) = (
+        px(LEGEND_PAD),
+        px(LEGEND_SAMPLE),
+        px(LEGEND_GAP),
+        px(LEGEND_ROW),
+    );
+    for (i, r) in rows.iter().enumerate() {
+        let cy = by + px(LEGEND_VPAD) + row * i as i32 + row / 2;
         let x0 = bx + pad;
-        area.draw(&PathElement::new(
-            vec![(x0, cy), (x0 + sample, cy)],
-            e.color.stroke_width(sc.stroke(2.0)),
-        ))
-        .map_err(backend_err)?;
-        if e.show_markers {
-            area.draw(&Circle::new(
-                (x0 + sample / 2, cy),
-                px(3.5),
-                e.color.filled(),
-            ))
-            .map_err(backend_err)?;
+        match r {
+            LegendRow::Title(t) => {
+                area.draw(&Text::new(t.as_str(), (x0, cy), font(&BLACK)))
+                    .map_err(backend_err)?;
+            }
+            LegendRow::Note(t) => {
+                area.draw(&Text::new(t.as_str(), (x0, cy), font(&NOTE)))
+                    .map_err(backend_err)?;
+            }
+            LegendRow::Entry {
+                name,
+                color,
+                markers,
+                band,
+            } => {
+                if *band {
+                    area.draw(&Rectangle::new(
+                        [(x0, cy - px(6.0)), (x0 + sample, cy + px(6.0))],
+                        color.mix(0.2).filled(),
+                    ))
+                    .map_err(backend_err)?;
+                }
+                area.draw(&PathElement::new(
+                    vec![(x0, cy), (x0 + sample, cy)],
+                    color.stroke_width(sc.stroke(2.0)),
+                ))
+                .map_err(backend_err)?;
+                if *markers {
+                    area.draw(&Circle::new((x0 + sample / 2, cy), px(3.5), color.filled()))
+                        .map_err(backend_err)?;
+                }
+                area.draw(&Text::new(
+                    name.as_str(),
+                    (x0 + sample + gap, cy),
+                    font(&BLACK),
+                ))
+                .map_err(backend_err)?;
+            }
         }
-        area.draw(&Text::new(
-            e.name.as_str(),
-            (x0 + sample + gap, cy),
-            font.clone(),
-        ))
-        .map_err(backend_err)?;
     }
     Ok(())
 }

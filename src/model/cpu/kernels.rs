@@ -1,0 +1,643 @@
+//! Host kernels of the fused CPU path: matmul (through the `gemm` crate),
+//! layer norm, GELU, masked softmax and their backward passes, on plain
+//! row-major `f32` slices.
+//!
+//! Element-wise loops are written so that the compiler vectorises them
+//! (independent lanes, explicit 8-wide partial sums, a polynomial `exp`
+//! instead of libm's) and are compiled twice: once for the baseline target
+//! and once with AVX2 + FMA, picked at run time ([`simd!`]). No loop uses
+//! fused multiply-add implicitly, so both versions give bit-identical
+//! results. Every parallel loop splits its work into chunks of a fixed size,
+//! never by thread count, so results do not depend on the number of threads.
+
+use rayon::prelude::*;
+
+/// Whether the AVX2 + FMA versions of the element-wise kernels can run.
+#[inline]
+fn has_avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Defines `fn name(args)` whose body is compiled for the baseline target and
+/// again with AVX2 + FMA enabled, choosing the latter at run time when the
+/// CPU has it. Arguments must be plain values or references (no generics).
+macro_rules! simd {
+    ($(#[$m:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
+        $(#[$m])*
+        $vis fn $name($($arg: $ty),*) $(-> $ret)? {
+            #[inline(always)]
+            fn body($($arg: $ty),*) $(-> $ret)? $body
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx2,fma")]
+                unsafe fn avx2($($arg: $ty),*) $(-> $ret)? { body($($arg),*) }
+                if has_avx2() {
+                    // SAFETY: the CPU supports the enabled features (checked above).
+                    return unsafe { avx2($($arg),*) };
+                }
+            }
+            body($($arg),*)
+        }
+    };
+}
+
+/// Rows per parallel task for row-wise kernels: a fixed size, so sums do not
+/// depend on the thread count.
+pub(crate) const ROW_CHUNK: usize = 32;
+
+// ---------------------------------------------------------------- matmul
+
+/// A strided read-only matrix: element `(i, j)` is at `ptr + i*rs + j*cs`.
+#[derive(Clone, Copy)]
+pub(crate) struct View {
+    pub ptr: *const f32,
+    pub rs: isize,
+    pub cs: isize,
+}
+
+/// A raw pointer that may cross threads; each task writes a disjoint region.
+#[derive(Clone, Copy)]
+pub(crate) struct SendPtr(pub *mut f32);
+// SAFETY: only used to hand disjoint output regions to parallel tasks.
+unsafe impl Send for SendPtr {}
+unsafe impl Sync for SendPtr {}
+// SAFETY: as above; the pointed-to inputs are only read.
+unsafe impl Send for View {}
+unsafe impl Sync for View {}
+
+/// `c = a · b` (or `c += a · b` with `acc`), `c` being `m x n` with row
+/// stride `c_rs` and unit column stride, `a` `m x k`, `b` `k x n`.
+/// `threads > 1` lets gemm split the product over the current rayon pool.
+///
+/// # Safety
+/// Every element addressed through the views and `c` must be in bounds of a
+/// live allocation, and `c` must not overlap `a` or `b`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn gemm_raw(
+    (m, k, n): (usize, usize, usize),
+    c: *mut f32,
+    c_rs: isize,
+    acc: bool,
+    a: View,
+    b: View,
+    threads: usize,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !acc {
+            for i in 0..m {
+                std::slice::from_raw_parts_mut(c.offset(i as isize * c_rs), n).fill(0.0);
+            }
+        }
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
+    if super::sgemm::available() {
+        return super::sgemm::sgemm((m, k, n), c, c_rs, acc, a, b, threads);
+    }
+    let par = if threads > 1 {
+        gemm::Parallelism::Rayon(threads)
+    } else {
+        gemm::Parallelism::None
+    };
+    gemm::gemm(
+        m,
+        n,
+        k,
+        c,
+        1,
+        c_rs,
+        acc,
+        a.ptr,
+        a.cs,
+        a.rs,
+        b.ptr,
+        b.cs,
+        b.rs,
+        if acc { 1.0 } else { 0.0 },
+        1.0,
+        false,
+        false,
+        false,
+        par,
+    );
+}
+
+/// `c (m x n) [+]= op(a) · op(b)` on contiguous row-major slices, using the
+/// current rayon pool: `a` is `m x k`, or `k x m` read transposed when
+/// `trans.0`; `b` is `k x n`, or `n x k` read transposed when `trans.1`.
+pub fn matmul(
+    c: &mut [f32],
+    a: &[f32],
+    b: &[f32],
+    (m, k, n): (usize, usize, usize),
+    trans: (bool, bool),
+    acc: bool,
+) {
+    assert_eq!(c.len(), m * n, "matmul: c is not m x n");
+    assert_eq!(a.len(), m * k, "matmul: a is not m x k");
+    assert_eq!(b.len(), k * n, "matmul: b is not k x n");
+    let av = if trans.0 {
+        View { ptr: a.as_ptr(), rs: 1, cs: m as isize }
+    } else {
+        View { ptr: a.as_ptr(), rs: k as isize, cs: 1 }
+    };
+    let bv = if trans.1 {
+        View { ptr: b.as_ptr(), rs: 1, cs: k as isize }
+    } else {
+        View { ptr: b.as_ptr(), rs: n as isize, cs: 1 }
+    };
+    // SAFETY: the views address exactly the checked slices; `c` is a
+    // distinct `&mut` borrow.
+    unsafe {
+        gemm_raw(
+            (m, k, n),
+            c.as_mut_ptr(),
+            n as isize,
+            acc,
+            av,
+            bv,
+            rayon::current_num_threads(),
+        )
+    };
+}
+
+// ---------------------------------------------------------------- math
+
+/// `e^x` to about 2 ulp (Cephes' polynomial), vectorisable: exactly 0 below
+/// -87 (so a masked attention score contributes exactly nothing), NaN in,
+/// NaN out.
+#[inline(always)]
+pub(crate) fn exp(x: f32) -> f32 {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    const C1: f32 = 0.693_359_4;
+    const C2: f32 = -2.121_944_4e-4;
+    const MAGIC: f32 = 12_582_912.0; // 1.5 * 2^23: adding it rounds to an integer
+    let xc = x.clamp(-87.0, 88.0);
+    let t = xc * LOG2E + MAGIC;
+    let n = t - MAGIC;
+    let ni = (t.to_bits() as i32).wrapping_sub(0x4B40_0000);
+    let r = xc - n * C1 - n * C2;
+    let z = r * r;
+    let mut y = 1.987_569_1e-4f32;
+    y = y * r + 1.398_199_9e-3;
+    y = y * r + 8.333_452e-3;
+    y = y * r + 4.166_579_6e-2;
+    y = y * r + 1.666_666_5e-1;
+    y = y * r + 5.000_000_1e-1;
+    y = y * z + r + 1.0;
+    let out = y * f32::from_bits(((ni + 127) << 23) as u32);
+    let out = if x < -87.0 { 0.0 } else { out };
+    if x.is_nan() {
+        x
+    } else {
+        out
+    }
+}
+
+/// `tanh(u) = 1 - 2 / (e^{2u} + 1)`.
+#[inline(always)]
+fn tanh(u: f32) -> f32 {
+    1.0 - 2.0 / (exp(2.0 * u) + 1.0)
+}
+
+/// `√(2/π)`, as dfdx's `fast_gelu` computes it.
+const GELU_K0: f32 = 0.797_884_6;
+const GELU_K1: f32 = 0.044_715;
+
+/// The tanh approximation of GELU (dfdx's `fast_gelu`, PyTorch's
+/// `gelu(approximate="tanh")`).
+#[inline(always)]
+pub(crate) fn gelu(x: f32) -> f32 {
+    let t = tanh(GELU_K0 * (x + GELU_K1 * x * x * x));
+    0.5 * x * (1.0 + t)
+}
+
+/// d gelu(x) / dx.
+#[inline(always)]
+pub(crate) fn gelu_grad(x: f32) -> f32 {
+    let x2 = x * x;
+    let t = tanh(GELU_K0 * (x + GELU_K1 * x2 * x));
+    0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * GELU_K0 * (1.0 + 3.0 * GELU_K1 * x2)
+}
+
+/// Sum with 8 independent partial sums (vectorises; a fixed order).
+#[inline(always)]
+pub(crate) fn sum(x: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let mut chunks = x.chunks_exact(8);
+    for c in &mut chunks {
+        for l in 0..8 {
+            acc[l] += c[l];
+        }
+    }
+    let mut s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for &v in chunks.remainder() {
+        s += v;
+    }
+    s
+}
+
+/// `Σ x_i y_i`, 8 partial sums.
+#[inline(always)]
+pub(crate) fn dot(x: &[f32], y: &[f32]) -> f32 {
+    let n = x.len().min(y.len());
+    let (x, y) = (&x[..n], &y[..n]);
+    let mut acc = [0.0f32; 8];
+    let mut xc = x.chunks_exact(8);
+    let mut yc = y.chunks_exact(8);
+    for (a, b) in (&mut xc).zip(&mut yc) {
+        for l in 0..8 {
+            acc[l] += a[l] * b[l];
+        }
+    }
+    let mut s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for (a, b) in xc.remainder().iter().zip(yc.remainder()) {
+        s += a * b;
+    }
+    s
+}
+
+/// Largest element (-inf for an empty slice), 8 partial maxima.
+#[inline(always)]
+fn max(x: &[f32]) -> f32 {
+    let mut acc = [f32::NEG_INFINITY; 8];
+    let mut chunks = x.chunks_exact(8);
+    for c in &mut chunks {
+        for l in 0..8 {
+            acc[l] = if c[l] > acc[l] { c[l] } else { acc[l] };
+        }
+    }
+    let mut m = f32::NEG_INFINITY;
+    for &v in acc.iter().chain(chunks.remainder()) {
+        m = if v > m { v } else { m };
+    }
+    m
+}
+
+// ---------------------------------------------------------------- layer norm
+
+/// Layer-norm epsilon (PyTorch's default, and the composite path's).
+pub(crate) const LN_EPS: f32 = 1e-5;
+
+simd! {
+    /// Layer norm of the rows of `x` (`rows x d`): `xhat = (x - mean) / √(var + eps)`,
+    /// `y = xhat * gain + bias`; `rstd` receives `1/√(var + eps)` per row.
+    /// `xhat` may be empty (inference: not kept).
+    fn layer_norm_rows(
+        x: &[f32],
+        gain: &[f32],
+        bias: &[f32],
+        xhat: &mut [f32],
+        y: &mut [f32],
+        rstd: &mut [f32],
+    ) {
+        let d = gain.len();
+        let keep = !xhat.is_empty();
+        for r in 0..rstd.len() {
+            let xr = &x[r * d..(r + 1) * d];
+            let mean = sum(xr) / d as f32;
+            let yr = &mut y[r * d..(r + 1) * d];
+            for i in 0..d {
+                yr[i] = xr[i] - mean;
+            }
+            let var = dot(yr, yr) / d as f32;
+            let rs = 1.0 / (var + LN_EPS).sqrt();
+            rstd[r] = rs;
+            for i in 0..d {
+                yr[i] *= rs;
+            }
+            if keep {
+                xhat[r * d..(r + 1) * d].copy_from_slice(yr);
+            }
+            for i in 0..d {
+                yr[i] = yr[i] * gain[i] + bias[i];
+            }
+        }
+    }
+}
+
+/// Row-parallel [`layer_norm_rows`] over `x` (`n x d`). Pass an empty `xhat`
+/// to skip keeping it.
+pub(crate) fn layer_norm(
+    x: &[f32],
+    gain: &[f32],
+    bias: &[f32],
+    xhat: &mut [f32],
+    y: &mut [f32],
+    rstd: &mut [f32],
+) {
+    let d = gain.len();
+    let c = ROW_CHUNK * d;
+    if xhat.is_empty() {
+        x.par_chunks(c)
+            .zip(y.par_chunks_mut(c))
+            .zip(rstd.par_chunks_mut(ROW_CHUNK))
+            .for_each(|((x, y), rs)| layer_norm_rows(x, gain, bias, &mut [], y, rs));
+    } else {
+        x.par_chunks(c)
+            .zip(xhat.par_chunks_mut(c))
+            .zip(y.par_chunks_mut(c))
+            .zip(rstd.par_chunks_mut(ROW_CHUNK))
+            .for_each(|(((x, xh), y), rs)| layer_norm_rows(x, gain, bias, xh, y, rs));
+    }
+}
+
+simd! {
+    /// Layer-norm backward for a chunk of rows. `dy` is the gradient of the
+    /// output; `dx` receives (adds, with `acc`) the input's gradient;
+    /// `dgain`/`dbias` receive this chunk's partial sums (overwritten).
+    #[allow(clippy::too_many_arguments)]
+    fn layer_norm_back_rows(
+        dy: &[f32],
+        xhat: &[f32],
+        rstd: &[f32],
+        gain: &[f32],
+        dx: &mut [f32],
+        acc: bool,
+        dgain: &mut [f32],
+        dbias: &mut [f32],
+        tmp: &mut [f32],
+    ) {
+        let d = gain.len();
+        dgain.fill(0.0);
+        dbias.fill(0.0);
+        for r in 0..rstd.len() {
+            let dyr = &dy[r * d..(r + 1) * d];
+            let xr = &xhat[r * d..(r + 1) * d];
+            for i in 0..d {
+                dgain[i] += dyr[i] * xr[i];
+                dbias[i] += dyr[i];
+                tmp[i] = dyr[i] * gain[i];
+            }
+            let m1 = sum(tmp) / d as f32;
+            let m2 = dot(tmp, xr) / d as f32;
+            let rs = rstd[r];
+            let dxr = &mut dx[r * d..(r + 1) * d];
+            if acc {
+                for i in 0..d {
+                    dxr[i] += rs * (tmp[i] - m1 - xr[i] * m2);
+                }
+            } else {
+                for i in 0..d {
+                    dxr[i] = rs * (tmp[i] - m1 - xr[i] * m2);
+                }
+            }
+        }
+    }
+}
+
+/// Layer-norm backward over `n x d`: `dx` (+)= the input gradient, and the
+/// gain and bias gradients are returned, summed over rows in a fixed order.
+pub(crate) fn layer_norm_back(
+    dy: &[f32],
+    xhat: &[f32],
+    rstd: &[f32],
+    gain: &[f32],
+    dx: &mut [f32],
+    acc: bool,
+) -> (Vec<f32>, Vec<f32>) {
+    let d = gain.len();
+    let c = ROW_CHUNK * d;
+    let chunks = rstd.len().div_ceil(ROW_CHUNK);
+    let mut partial = vec![0.0f32; chunks * 2 * d];
+    dy.par_chunks(c)
+        .zip(xhat.par_chunks(c))
+        .zip(rstd.par_chunks(ROW_CHUNK))
+        .zip(dx.par_chunks_mut(c))
+        .zip(partial.par_chunks_mut(2 * d))
+        .for_each_init(
+            || vec![0.0f32; d],
+            |tmp, ((((dy, xh), rs), dx), p)| {
+                let (dg, db) = p.split_at_mut(d);
+                layer_norm_back_rows(dy, xh, rs, gain, dx, acc, dg, db, tmp);
+            },
+        );
+    let mut dgain = vec![0.0f32; d];
+    let mut dbias = vec![0.0f32; d];
+    for p in partial.chunks(2 * d) {
+        add_assign(&mut dgain, &p[..d]);
+        add_assign(&mut dbias, &p[d..]);
+    }
+    (dgain, dbias)
+}
+
+// ---------------------------------------------------------------- element-wise
+
+simd! {
+    /// `a += b`.
+    pub(crate) fn add_assign(a: &mut [f32], b: &[f32]) {
+        for (x, y) in a.iter_mut().zip(b) {
+            *x += *y;
+        }
+    }
+}
+
+simd! {
+    /// Adds the row `bias` (length `d`) to every row of `x`.
+    fn add_row_rows(x: &mut [f32], bias: &[f32]) {
+        let d = bias.len();
+        for r in x.chunks_exact_mut(d) {
+            for i in 0..d {
+                r[i] += bias[i];
+            }
+        }
+    }
+}
+
+/// Adds `bias` to every row of `x` (`n x bias.len()`).
+pub(crate) fn add_row(x: &mut [f32], bias: &[f32]) {
+    x.par_chunks_mut(ROW_CHUNK * bias.len())
+        .for_each(|x| add_row_rows(x, bias));
+}
+
+/// Fills every row of `x` with `row`.
+pub(crate) fn fill_rows(x: &mut [f32], row: &[f32]) {
+    x.par_chunks_mut(ROW_CHUNK * row.len()).for_each(|x| {
+        for r in x.chunks_exact_mut(row.len()) {
+            r.copy_from_slice(row);
+        }
+    });
+}
+
+simd! {
+    /// `col[j] = Σ_r x[r][j]` for a chunk of rows (overwrites `col`).
+    fn col_sum_rows(x: &[f32], col: &mut [f32]) {
+        let d = col.len();
+        col.fill(0.0);
+        for r in x.chunks_exact(d) {
+            for i in 0..d {
+                col[i] += r[i];
+            }
+        }
+    }
+}
+
+/// Column sums of `x` (`n x d`): a bias gradient.
+pub(crate) fn col_sum(x: &[f32], d: usize) -> Vec<f32> {
+    let c = ROW_CHUNK * 4 * d;
+    let chunks = (x.len() / d).div_ceil(ROW_CHUNK * 4);
+    let mut partial = vec![0.0f32; chunks * d];
+    x.par_chunks(c)
+        .zip(partial.par_chunks_mut(d))
+        .for_each(|(x, p)| col_sum_rows(x, p));
+    let mut out = vec![0.0f32; d];
+    for p in partial.chunks(d) {
+        add_assign(&mut out, p);
+    }
+    out
+}
+
+simd! {
+    fn gelu_slice(x: &[f32], y: &mut [f32]) {
+        for (y, &x) in y.iter_mut().zip(x) {
+            *y = gelu(x);
+        }
+    }
+}
+
+simd! {
+    /// `dx = dy * gelu'(x)`, in place on `dy`.
+    fn gelu_back_slice(x: &[f32], dy: &mut [f32]) {
+        for (g, &x) in dy.iter_mut().zip(x) {
+            *g *= gelu_grad(x);
+        }
+    }
+}
+
+/// Element chunk for parallel element-wise loops.
+const ELEM_CHUNK: usize = 8192;
+
+/// `y = gelu(x)`.
+pub(crate) fn gelu_forward(x: &[f32], y: &mut [f32]) {
+    x.par_chunks(ELEM_CHUNK)
+        .zip(y.par_chunks_mut(ELEM_CHUNK))
+        .for_each(|(x, y)| gelu_slice(x, y));
+}
+
+/// `dy *= gelu'(x)`.
+pub(crate) fn gelu_backward(x: &[f32], dy: &mut [f32]) {
+    x.par_chunks(ELEM_CHUNK)
+        .zip(dy.par_chunks_mut(ELEM_CHUNK))
+        .for_each(|(x, dy)| gelu_back_slice(x, dy));
+}
+
+// ---------------------------------------------------------------- softmax
+
+simd! {
+    /// Attention probabilities in place: each row of `s` (`rows x cols`)
+    /// becomes `softmax(scale * s + mask)`, `mask` being `rows x cols` too.
+    pub(crate) fn masked_softmax(s: &mut [f32], mask: &[f32], scale: f32, cols: usize) {
+        for (row, m) in s.chunks_exact_mut(cols).zip(mask.chunks_exact(cols)) {
+            for j in 0..cols {
+                row[j] = row[j] * scale + m[j];
+            }
+            let mx = max(row);
+            for v in row.iter_mut() {
+                *v = exp(*v - mx);
+            }
+            let inv = 1.0 / sum(row);
+            for v in row.iter_mut() {
+                *v *= inv;
+            }
+        }
+    }
+}
+
+simd! {
+    /// Softmax backward in place: `dp` (gradient w.r.t. the probabilities
+    /// `p`, `rows x cols`) becomes the gradient w.r.t. the raw scores before
+    /// `scale`: `scale * p * (dp - Σ_j dp_j p_j)`.
+    pub(crate) fn softmax_back(p: &[f32], dp: &mut [f32], cols: usize, scale: f32) {
+        for (pr, dr) in p.chunks_exact(cols).zip(dp.chunks_exact_mut(cols)) {
+            let s = dot(pr, dr);
+            for j in 0..cols {
+                dr[j] = scale * pr[j] * (dr[j] - s);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exp_matches_libm_to_a_few_ulp_and_masks_to_zero() {
+        let mut worst = 0.0f32;
+        let mut x = -87.0f32;
+        while x < 88.0 {
+            let (a, b) = (exp(x), x.exp());
+            worst = worst.max(((a - b) / b).abs());
+            x += 0.0137;
+        }
+        assert!(worst < 5e-7, "relative error {worst}");
+        assert_eq!(exp(-1e9), 0.0);
+        assert_eq!(exp(-88.0), 0.0);
+        assert!(exp(f32::NAN).is_nan());
+        assert_eq!(exp(0.0), 1.0);
+    }
+
+    #[test]
+    fn gelu_and_its_gradient_match_the_closed_form() {
+        for i in -400..400 {
+            let x = i as f32 * 0.02;
+            let u = (2.0f64 / std::f64::consts::PI).sqrt() * (x as f64 + 0.044715 * (x as f64).powi(3));
+            let want = 0.5 * x as f64 * (1.0 + u.tanh());
+            assert!((gelu(x) as f64 - want).abs() < 1e-6, "gelu({x})");
+            let h = 1e-3f64;
+            let g = |x: f64| {
+                let u = (2.0f64 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x.powi(3));
+                0.5 * x * (1.0 + u.tanh())
+            };
+            let fd = (g(x as f64 + h) - g(x as f64 - h)) / (2.0 * h);
+            assert!((gelu_grad(x) as f64 - fd).abs() < 1e-5, "gelu'({x})");
+        }
+    }
+
+    #[test]
+    fn matmul_transposes_match_a_naive_product() {
+        let (m, k, n) = (5, 7, 3);
+        let a: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.37).sin()).collect();
+        let b: Vec<f32> = (0..k * n).map(|i| (i as f32 * 0.11).cos()).collect();
+        let mut want = vec![0.0f32; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                for l in 0..k {
+                    want[i * n + j] += a[i * k + l] * b[l * n + j];
+                }
+            }
+        }
+        let t = |x: &[f32], r: usize, c: usize| {
+            let mut o = vec![0.0; r * c];
+            for i in 0..r {
+                for j in 0..c {
+                    o[j * r + i] = x[i * c + j];
+                }
+            }
+            o
+        };
+        let (at, bt) = (t(&a, m, k), t(&b, k, n));
+        for (aa, bb, tr) in [
+            (&a, &b, (false, false)),
+            (&at, &b, (true, false)),
+            (&a, &bt, (false, true)),
+            (&at, &bt, (true, true)),
+        ] {
+            let mut c = vec![1.0f32; m * n];
+            matmul(&mut c, aa, bb, (m, k, n), tr, true);
+            for (x, y) in c.iter().zip(&want) {
+                assert!((x - 1.0 - y).abs() < 1e-5, "{tr:?}");
+            }
+        }
+    }
+}

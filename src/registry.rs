@@ -1,0 +1,119 @@
+//! The experiment kinds, registered in one place.
+//!
+//! A kind turns the `[data]` table of a config into a [`Task`]: something
+//! that draws training sequences and holds fixed evaluation splits. The
+//! trainer, evaluator, sweeps and plots only see this trait, so a new kind
+//! is one file implementing it plus one line in [`KINDS`].
+
+use anyhow::{bail, Context, Result};
+use rand::rngs::StdRng;
+
+use crate::data::Example;
+use crate::tasks::arithmetic::{to_base, ArithmeticConfig, ArithmeticTask, Split};
+
+/// A task: training distribution plus held-out evaluation splits.
+pub trait Task: Send + Sync {
+    /// One fresh training sequence (never a held-out question).
+    fn sample_train(&self, rng: &mut StdRng) -> Result<Example>;
+    /// Names of the evaluation splits, e.g. `["val", "test", "long"]`;
+    /// the first is the one monitored during training.
+    fn splits(&self) -> Vec<String>;
+    /// `(prompt, expected completion)` pairs of a split.
+    fn problems(&self, split: &str) -> Result<Vec<(String, String)>>;
+    /// Longest sequence in tokens, including `<bos>` and `<eos>`.
+    fn max_seq_len(&self) -> usize;
+    /// Longest completion in tokens (the decoding budget), excluding `<eos>`.
+    fn max_answer_len(&self) -> usize;
+    /// Turns a question typed by a user into the model's prompt format and
+    /// the expected completion (used by `rewind sample`).
+    fn user_prompt(&self, text: &str) -> Result<(String, Option<String>)>;
+}
+
+/// One registered kind.
+pub struct Kind {
+    /// The `experiment.kind` value.
+    pub name: &'static str,
+    /// One line for `rewind list`.
+    pub description: &'static str,
+    /// Its evaluation splits (allowed values of `eval.splits`).
+    pub splits: &'static [&'static str],
+    /// Parses and validates `[data]`, filling defaults; returns the resolved table.
+    pub resolve_data: fn(&toml::Table) -> Result<toml::Table>,
+    /// Builds the task from a resolved `[data]` table and a seed.
+    pub build: fn(&toml::Table, u64) -> Result<Box<dyn Task>>,
+}
+
+/// Every experiment kind. Add a line here for a new kind.
+pub const KINDS: &[Kind] = &[Kind {
+    name: "arithmetic",
+    description: "add/sub in base b (SequenceMatch's arithmetic task); exact match on val/test/long splits",
+    splits: &["val", "test", "long"],
+    resolve_data: resolve_arithmetic,
+    build: build_arithmetic,
+}];
+
+/// Looks a kind up by name; the error lists the known kinds.
+pub fn kind(name: &str) -> Result<&'static Kind> {
+    KINDS.iter().find(|k| k.name == name).with_context(|| {
+        let names: Vec<_> = KINDS.iter().map(|k| k.name).collect();
+        format!("experiment.kind = {name:?}: unknown kind (known: {})", names.join(", "))
+    })
+}
+
+/// Deserialises a TOML value, naming the failing key's full path in the
+/// error (`data.base: invalid type ...`).
+pub fn from_value<T: serde::de::DeserializeOwned>(value: toml::Value, section: &str) -> Result<T> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let at = if path == "." { section.to_string() } else { format!("{section}.{path}") };
+        anyhow::anyhow!("{at}: {}", e.inner())
+    })
+}
+
+fn resolve_arithmetic(data: &toml::Table) -> Result<toml::Table> {
+    let cfg: ArithmeticConfig = from_value(toml::Value::Table(data.clone()), "data")?;
+    cfg.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
+    match toml::Value::try_from(&cfg)? {
+        toml::Value::Table(t) => Ok(t),
+        _ => bail!("arithmetic config did not serialise to a table"),
+    }
+}
+
+fn build_arithmetic(data: &toml::Table, seed: u64) -> Result<Box<dyn Task>> {
+    let cfg: ArithmeticConfig = from_value(toml::Value::Table(data.clone()), "data")?;
+    Ok(Box::new(ArithmeticTask::new(cfg, seed).map_err(|e| anyhow::anyhow!("{e}"))?))
+}
+
+impl Task for ArithmeticTask {
+    fn sample_train(&self, rng: &mut StdRng) -> Result<Example> {
+        let p = ArithmeticTask::sample_train(self, rng);
+        Ok(Example::from_text(&p.prompt, &p.answer)?)
+    }
+
+    fn splits(&self) -> Vec<String> {
+        Split::ALL.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn problems(&self, split: &str) -> Result<Vec<(String, String)>> {
+        let split: Split = split.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
+        Ok(self.split(split).iter().map(|p| (p.prompt.clone(), p.answer.clone())).collect())
+    }
+
+    fn max_seq_len(&self) -> usize {
+        self.max_prompt_len() + self.max_answer_len() + 2
+    }
+
+    fn max_answer_len(&self) -> usize {
+        ArithmeticTask::max_answer_len(self)
+    }
+
+    fn user_prompt(&self, text: &str) -> Result<(String, Option<String>)> {
+        let (a, op, b) = self.parse_prompt(text).map_err(|e| anyhow::anyhow!("{e}"))?;
+        // operands longer than training ones are formatted like the long split
+        let cfg = self.config();
+        let digits = |n: i64| to_base(n.unsigned_abs(), cfg.base).len() as u32;
+        let long = digits(a).max(digits(b)) > cfg.digits[1];
+        let p = self.problem(a, op, b, long);
+        Ok((p.prompt, Some(p.answer)))
+    }
+}
