@@ -35,7 +35,7 @@ use crate::model::ModelConfig;
 use crate::optim::AdamWConfig;
 
 /// `[experiment]`: identity of the experiment.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExperimentSection {
     /// Name; results go to `results/<name>/`. Letters, digits, `-`, `_`.
@@ -57,7 +57,7 @@ pub struct ExperimentSection {
 }
 
 /// The loss a stage minimises.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ObjectiveConfig {
     /// Maximum likelihood on the completion tokens (and `<eos>`).
@@ -66,7 +66,7 @@ pub enum ObjectiveConfig {
 
 /// `[[stages]]`: one training stage. A run's stages execute in order, each
 /// starting from the previous stage's weights (with a fresh optimiser).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StageConfig {
     /// Stage name used in metrics.csv and plots. Default `stage<i>`.
@@ -129,7 +129,7 @@ fn d_eval_every() -> u64 {
 }
 
 /// `[eval]`: what is measured.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct EvalConfig {
     /// Splits evaluated after every stage (for `arithmetic`: `val`, `test`,
@@ -158,7 +158,7 @@ impl Default for EvalConfig {
 }
 
 /// A whole experiment config file.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExperimentConfig {
     pub experiment: ExperimentSection,
@@ -168,6 +168,7 @@ pub struct ExperimentConfig {
     /// `arithmetic`: `rewind::tasks::arithmetic::ArithmeticConfig`).
     /// Defaults are filled in when the config is read.
     #[serde(default)]
+    #[schemars(with = "std::collections::BTreeMap<String, serde_json::Value>")]
     pub data: toml::Table,
     pub stages: Vec<StageConfig>,
     #[serde(default)]
@@ -176,6 +177,7 @@ pub struct ExperimentConfig {
     /// `"stages.0.lr" = [1e-3, 3e-4]`. The runs are the product of all axes
     /// (and `experiment.seeds`). Empty for a single run.
     #[serde(default, skip_serializing_if = "toml::Table::is_empty")]
+    #[schemars(with = "std::collections::BTreeMap<String, Vec<serde_json::Value>>")]
     pub sweep: toml::Table,
 }
 

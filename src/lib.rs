@@ -15,6 +15,7 @@ pub mod countdown;
 pub mod data;
 pub mod device;
 pub mod eval;
+pub mod explain;
 pub mod metrics;
 pub mod model;
 pub mod objectives;

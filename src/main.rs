@@ -62,6 +62,12 @@ enum Command {
     },
     /// Regenerate plots from CSV alone: DIR is results/<name> (a sweep) or one run's folder.
     Plot { dir: PathBuf },
+    /// Explain every config key of an experiment kind: type, default, meaning.
+    Config {
+        /// The experiment kind, e.g. `arithmetic` (`rewind list` shows them).
+        #[arg(long)]
+        explain: String,
+    },
     /// List the experiment kinds and the configs in experiments/ with their descriptions.
     List {
         #[arg(long, default_value = "experiments")]
@@ -157,6 +163,7 @@ fn main() -> ExitCode {
         Command::Merge { config, results } => commands::merge_command(&config, &results),
         Command::Plot { dir } => commands::plot_command(&dir),
         Command::List { dir } => commands::list_command(&dir),
+        Command::Config { explain } => rewind::explain::explain(&explain).map(|t| println!("{t}")),
         Command::Sample {
             checkpoint,
             prompts,

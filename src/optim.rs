@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::model::Tensor2;
 
 /// Optimiser hyper-parameters (part of a stage's config).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct AdamWConfig {
     /// Adam's first-moment decay, in [0, 1). Default 0.9.

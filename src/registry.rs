@@ -41,6 +41,8 @@ pub struct Kind {
     pub resolve_data: fn(&toml::Table) -> Result<toml::Table>,
     /// Builds the task from a resolved `[data]` table and a seed.
     pub build: fn(&toml::Table, u64) -> Result<Box<dyn Task>>,
+    /// JSON schema of `[data]` (field docs and defaults, for `rewind config --explain`).
+    pub data_schema: fn() -> schemars::schema::RootSchema,
 }
 
 /// Every experiment kind. Add a line here for a new kind.
@@ -50,6 +52,7 @@ pub const KINDS: &[Kind] = &[Kind {
     splits: &["val", "test", "long"],
     resolve_data: resolve_arithmetic,
     build: build_arithmetic,
+    data_schema: || schemars::schema_for!(ArithmeticConfig),
 }];
 
 /// Looks a kind up by name; the error lists the known kinds.

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use crate::vocab::VOCAB_SIZE;
 
 /// How positions are encoded.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PositionKind {
     /// A learned `(max_len, d_model)` table (GPT-2).
@@ -16,7 +16,7 @@ pub enum PositionKind {
 }
 
 /// Size and shape of the decoder-only transformer (`[model]` in a config).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ModelConfig {
     /// Vocabulary size. Fixed by `rewind::vocab` (100); only there so a

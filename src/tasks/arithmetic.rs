@@ -88,7 +88,7 @@ pub enum ArithmeticError {
 }
 
 /// The operation of one question.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Op {
     /// `a + b`, written `+`.
@@ -142,7 +142,7 @@ impl fmt::Display for Op {
 ///
 /// Every field is optional; a missing field takes its default, an unknown
 /// field is an error (so typos do not silently fall back to defaults).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ArithmeticConfig {
     /// Base of all numbers, 2..=36; digits are `0-9` then `a-z`. Default 10.
