@@ -590,7 +590,8 @@ fn prepare(plot: &LinePlot, colors: &HashMap<String, RGBColor>, opts: &FigureOpt
 
     let (x_lo, x_hi) = match categories {
         Some(c) => (-0.5, c.len() as f64 - 0.5),
-        None if log_x => fit_range(min_max(xs), 0.05, true),
+        // Sweep values (explicit ticks, log x) are few: more room at the ends.
+        None if log_x || !opts.x_ticks.is_empty() => fit_range(min_max(xs), 0.05, log_x),
         None => fit_range(min_max(xs), 0.03, false),
     };
     let (y_lo, y_hi) = match plot
