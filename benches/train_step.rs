@@ -10,17 +10,16 @@ use rewind::data::Batch;
 use rewind::device::default_device;
 use rewind::model::{rng_for, Dropout, Transformer};
 use rewind::optim::AdamW;
-use rewind::run::example;
-use rewind::tasks::arithmetic::ArithmeticTask;
 use rewind::train::{train_step, StepSpec};
 
 fn setup() -> (ExperimentConfig, Batch) {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/experiments/quickstart.toml");
     let cfg = ExperimentConfig::from_file(std::path::Path::new(path)).expect("quickstart config");
-    let task = ArithmeticTask::new(cfg.data.clone(), 0).expect("task");
+    let kind = rewind::registry::kind(&cfg.experiment.kind).expect("kind");
+    let task = (kind.build)(&cfg.data, 0).expect("task");
     let mut rng = rng_for(0, "bench");
     let examples: Vec<_> = (0..cfg.stages[0].batch_size)
-        .map(|_| example(&task.sample_train(&mut rng)).expect("example"))
+        .map(|_| task.sample_train(&mut rng).expect("example"))
         .collect();
     (cfg, Batch::causal(&examples))
 }

@@ -31,8 +31,6 @@ use crate::model::{rng_for, sub_seed, Dropout, Transformer};
 use crate::optim::{lr_at, AdamW};
 use crate::registry::Task;
 use crate::sweep::RunSpec;
-use crate::tasks::arithmetic::Problem;
-use crate::vocab;
 
 /// dfdx version this build uses (from Cargo.lock; recorded in summaries).
 pub const DFDX_VERSION: &str = "0.13.0";
@@ -123,14 +121,6 @@ pub fn git_commit() -> String {
 /// The folder of a run: `<root>/<experiment name>/<run id>`.
 pub fn run_dir(spec: &RunSpec, root: &Path) -> PathBuf {
     root.join(&spec.cfg.experiment.name).join(&spec.id)
-}
-
-/// Training example of a problem: loss on the answer and `<eos>`.
-pub fn example(p: &Problem) -> Result<Example> {
-    Ok(Example::prompt_completion(
-        &vocab::encode(&p.prompt)?,
-        &vocab::encode(&p.answer)?,
-    ))
 }
 
 /// Where a run stands (stored in checkpoint metadata).
