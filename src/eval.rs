@@ -153,16 +153,15 @@ pub fn generate_cached(
     let mut gens = empty_generations(prompts.len());
     // A state that starts at max_len or longer is never decoded (as in the
     // uncached path), so it is not prefilled either.
-    let mut rows: Vec<Option<RowCache>> = states
-        .iter()
-        .map(|st| {
-            (max_new > 0 && st.len() < max_len).then(|| {
-                let mut row = decoder.start(st);
-                row.reserve(max_new.min(max_len - st.len()));
-                row
-            })
-        })
+    let decoded: Vec<usize> = (0..states.len())
+        .filter(|&r| max_new > 0 && states[r].len() < max_len)
         .collect();
+    let prompts_to_fill: Vec<&[u32]> = decoded.iter().map(|&r| &states[r][..]).collect();
+    let mut rows: Vec<Option<RowCache>> = vec![None; states.len()];
+    for (r, mut row) in decoded.iter().zip(decoder.start_many(&prompts_to_fill)) {
+        row.reserve(max_new.min(max_len - row.len()));
+        rows[*r] = Some(row);
+    }
     // Token pushed on the previous step and not yet run through the model:
     // the work is done at the start of the next step, only for rows still
     // active then, so the last step costs nothing.

@@ -5,9 +5,10 @@
 use dfdx::prelude::*;
 use rand::{rngs::StdRng, Rng};
 use rand_distr::{Distribution, Normal};
+use rewind::data::MASKED;
 use rewind::eval::{generate, generate_uncached, last_logits_uncached, Decoding, Generation};
 use rewind::model::cache::{CachedDecoder, RowCache};
-use rewind::model::{rng_for, ModelConfig, PositionKind, Transformer};
+use rewind::model::{rng_for, Inputs, ModelConfig, PositionKind, Transformer};
 use rewind::vocab::{BKSP, BOS, EOS, VOCAB_SIZE};
 
 const KINDS: [PositionKind; 2] = [PositionKind::Learned, PositionKind::Sinusoidal];
@@ -185,6 +186,42 @@ fn apply_handles_backspace_at_the_prompt_boundary() {
     );
     let full = last_logits_uncached(&model, &dev, &[prompt.to_vec()]);
     assert!(max_abs_diff(row.logits(), &full[0]) < 1e-4);
+}
+
+/// The composite dfdx forward pass (`forward_reference`, which `forward`
+/// falls back to off the CPU) on one unpadded state: last-position logits.
+fn reference_logits(model: &Transformer<Cpu>, dev: &Cpu, state: &[u32]) -> Vec<f32> {
+    let n = state.len();
+    let mut mask = vec![MASKED; n * n];
+    for q in 0..n {
+        mask[q * n..q * n + q + 1].fill(0.0);
+    }
+    let inp = Inputs {
+        ids: dev.tensor_from_vec(state.iter().map(|&t| t as usize).collect(), (1, n)),
+        positions: dev.tensor_from_vec((0..n).collect(), (1, n)),
+        mask: dev.tensor_from_vec(mask, (1, n, n)),
+    };
+    let all = model.forward_reference(&inp).as_vec();
+    all[all.len() - VOCAB_SIZE..].to_vec()
+}
+
+#[test]
+fn cached_logits_match_the_dfdx_reference_forward() {
+    let dev: Cpu = Default::default();
+    for kind in KINDS {
+        let model = model(&dev, kind, 16, 21);
+        let dec = CachedDecoder::new(&model);
+        let mut row = dec.start(&[BOS, 30]);
+        for (i, a) in [40, 41, BKSP, 42, 43, 44, BKSP, BKSP, 45, 46]
+            .into_iter()
+            .enumerate()
+        {
+            dec.apply(&mut row, a);
+            let want = reference_logits(&model, &dev, row.tokens());
+            let diff = max_abs_diff(row.logits(), &want);
+            assert!(diff < 1e-4, "{kind:?} action {i}: differs by {diff}");
+        }
+    }
 }
 
 /// Cached vs uncached `generate` for one model and decoding: identical

@@ -247,14 +247,39 @@ impl CachedDecoder {
     /// # Panics
     /// If the prompt is empty or longer than `max_len`.
     pub fn start(&self, prompt: &[u32]) -> RowCache {
-        assert!(!prompt.is_empty(), "CachedDecoder::start: empty prompt");
-        let mut row = self.empty();
-        row.reserve(prompt.len() + 1);
-        for &t in prompt {
-            self.push(&mut row, t);
+        self.start_many(&[prompt]).pop().expect("one row")
+    }
+
+    /// [`CachedDecoder::start`] for many prompts at once: position `i` of
+    /// every prompt longer than `i` is run in one batched step.
+    pub fn start_many(&self, prompts: &[&[u32]]) -> Vec<RowCache> {
+        assert!(
+            prompts.iter().all(|p| !p.is_empty()),
+            "CachedDecoder::start: empty prompt"
+        );
+        let mut rows: Vec<RowCache> = prompts
+            .iter()
+            .map(|p| {
+                let mut row = self.empty();
+                row.reserve(p.len() + 1);
+                row
+            })
+            .collect();
+        let longest = prompts.iter().map(|p| p.len()).max().unwrap_or(0);
+        for i in 0..longest {
+            let (mut batch, mut toks) = (vec![], vec![]);
+            for (row, p) in rows.iter_mut().zip(prompts) {
+                if let Some(&t) = p.get(i) {
+                    batch.push(row);
+                    toks.push(t);
+                }
+            }
+            self.push_many(&mut batch, &toks);
         }
-        row.protected = prompt.len();
-        row
+        for (row, p) in rows.iter_mut().zip(prompts) {
+            row.protected = p.len();
+        }
+        rows
     }
 
     /// Applies one action the way decoding does: `<bksp>` pops the last
