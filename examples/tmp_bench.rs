@@ -25,7 +25,9 @@ fn main() {
         None => {}
     }
     let result: anyhow::Result<()> = match cli.command {
-        Command::Bench { what } => rewind::bench::bench_command(&what).map(|text| println!("{text}")),
+        Command::Bench { what } => {
+            rewind::bench::bench_command(&what).map(|text| println!("{text}"))
+        }
     };
     result.unwrap();
 }

@@ -27,7 +27,8 @@ pub struct RunArgs {
 /// `rewind run CONFIG`: one run, or a sweep of runs.
 pub fn run_command(config: &Path, args: &RunArgs) -> Result<()> {
     let cfg = ExperimentConfig::from_file(config)?;
-    let sw = sweep::expand(&cfg).with_context(|| format!("invalid sweep in {}", config.display()))?;
+    let sw =
+        sweep::expand(&cfg).with_context(|| format!("invalid sweep in {}", config.display()))?;
     let selected: Vec<&RunSpec> = match args.shard {
         Some(s) => sweep::shard(&sw.runs, s),
         None => sw.runs.iter().collect(),
@@ -37,7 +38,10 @@ pub fn run_command(config: &Path, args: &RunArgs) -> Result<()> {
             "{}: {} run(s){}; axes: {}",
             sw.name,
             sw.runs.len(),
-            args.shard.map_or(String::new(), |(i, n)| format!(", shard {i}/{n} has {}", selected.len())),
+            args.shard.map_or(String::new(), |(i, n)| format!(
+                ", shard {i}/{n} has {}",
+                selected.len()
+            )),
             if sw.axes.is_empty() {
                 "none".to_string()
             } else {
@@ -69,7 +73,8 @@ pub fn run_command(config: &Path, args: &RunArgs) -> Result<()> {
             quiet: args.quiet,
             ..Default::default()
         };
-        let summary = run(&sw.runs[0], device::default_device(), device::NAME, &opts)?.context("run stopped early")?;
+        let summary = run(&sw.runs[0], device::default_device(), device::NAME, &opts)?
+            .context("run stopped early")?;
         println!("{}", crate::report::summary_text(&summary, &args.results));
         return Ok(());
     }
@@ -87,8 +92,17 @@ pub fn run_command(config: &Path, args: &RunArgs) -> Result<()> {
     let dir = args.results.join(&sw.name);
     let plots = crate::plot::plot_sweep(&dir);
     println!("== {} ==", sw.name);
-    println!("{}/{} run(s) finished in this invocation's selection", report.finished, report.selected);
-    let split = cfg.eval.splits.iter().find(|s| *s == "test").unwrap_or(&cfg.eval.splits[0]).clone();
+    println!(
+        "{}/{} run(s) finished in this invocation's selection",
+        report.finished, report.selected
+    );
+    let split = cfg
+        .eval
+        .splits
+        .iter()
+        .find(|s| *s == "test")
+        .unwrap_or(&cfg.eval.splits[0])
+        .clone();
     for (label, mean, min, max, n) in sweep::seed_means(&sw, &args.results, &split) {
         println!(
             "  {label:<40} {split} exact-match {:6.2}%  (min {:.2}%, max {:.2}%, {n} seed(s))",
@@ -99,7 +113,11 @@ pub fn run_command(config: &Path, args: &RunArgs) -> Result<()> {
     }
     println!("summary: {}", report.summary_csv.display());
     match plots {
-        Ok(p) => println!("plots: {} file(s) in {}", p.len(), dir.join("plots").display()),
+        Ok(p) => println!(
+            "plots: {} file(s) in {}",
+            p.len(),
+            dir.join("plots").display()
+        ),
         Err(e) => eprintln!("warning: plotting failed: {e:#}"),
     }
     if !report.stale.is_empty() {
@@ -114,7 +132,12 @@ pub fn run_command(config: &Path, args: &RunArgs) -> Result<()> {
         bail!(
             "{} run(s) failed (finished results are kept; rerun to retry): {}",
             report.failed.len(),
-            report.failed.iter().map(|(id, _)| id.as_str()).collect::<Vec<_>>().join(", ")
+            report
+                .failed
+                .iter()
+                .map(|(id, _)| id.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         );
     }
     Ok(())
@@ -126,8 +149,19 @@ pub fn merge_command(config: &Path, results: &Path) -> Result<()> {
     let cfg = ExperimentConfig::from_file(config)?;
     let sw = sweep::expand(&cfg)?;
     let (path, ids) = sweep::write_summary(&sw, results)?;
-    println!("{}: {}/{} runs finished -> {}", sw.name, ids.len(), sw.runs.len(), path.display());
-    let missing: Vec<_> = sw.runs.iter().filter(|r| !ids.contains(&r.id)).map(|r| r.id.as_str()).collect();
+    println!(
+        "{}: {}/{} runs finished -> {}",
+        sw.name,
+        ids.len(),
+        sw.runs.len(),
+        path.display()
+    );
+    let missing: Vec<_> = sw
+        .runs
+        .iter()
+        .filter(|r| !ids.contains(&r.id))
+        .map(|r| r.id.as_str())
+        .collect();
     if !missing.is_empty() {
         println!("missing: {}", missing.join(", "));
     }
@@ -144,7 +178,10 @@ pub fn plot_command(dir: &Path) -> Result<()> {
     } else if dir.join("metrics.csv").exists() {
         crate::plot::plot_training_run(&dir.join("metrics.csv"), dir)?
     } else {
-        bail!("{}: neither summary.csv (a sweep folder) nor metrics.csv (a run folder) is there", dir.display());
+        bail!(
+            "{}: neither summary.csv (a sweep folder) nor metrics.csv (a run folder) is there",
+            dir.display()
+        );
     };
     for p in written {
         println!("{}", p.display());
@@ -167,7 +204,10 @@ pub fn list_command(dir: &Path) -> Result<()> {
         .collect();
     files.sort();
     for f in files {
-        let name = f.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        let name = f
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
         match ExperimentConfig::from_file(&f) {
             Ok(cfg) => {
                 let runs = sweep::expand(&cfg).map(|s| s.runs.len()).unwrap_or(0);
@@ -183,9 +223,18 @@ pub fn list_command(dir: &Path) -> Result<()> {
 }
 
 /// `rewind sample`: decode answers to user prompts from a checkpoint.
-pub fn sample_command(checkpoint: &Path, prompts: &[String], temperature: f32, num: usize, seed: u64) -> Result<()> {
+pub fn sample_command(
+    checkpoint: &Path,
+    prompts: &[String],
+    temperature: f32,
+    num: usize,
+    seed: u64,
+) -> Result<()> {
     let ck = Checkpoint::read(checkpoint)?;
-    let cfg_text = ck.meta.get("config").context("checkpoint has no experiment config in its metadata")?;
+    let cfg_text = ck
+        .meta
+        .get("config")
+        .context("checkpoint has no experiment config in its metadata")?;
     let cfg = ExperimentConfig::from_toml(cfg_text).context("checkpoint's stored config")?;
     let dev = device::default_device();
     let model = ck.model(&dev)?;
@@ -197,10 +246,19 @@ pub fn sample_command(checkpoint: &Path, prompts: &[String], temperature: f32, n
     };
     let mut rng = rng_for(seed, "sample");
     for text in prompts {
-        let (prompt, expected) = task.user_prompt(text).with_context(|| format!("prompt {text:?}"))?;
+        let (prompt, expected) = task
+            .user_prompt(text)
+            .with_context(|| format!("prompt {text:?}"))?;
         let ids = vocab::encode(&prompt)?;
         let budget = task.max_answer_len() + 4;
-        for g in generate(&model, &dev, &vec![ids; num.max(1)], budget, decoding, &mut rng) {
+        for g in generate(
+            &model,
+            &dev,
+            &vec![ids; num.max(1)],
+            budget,
+            decoding,
+            &mut rng,
+        ) {
             let out = vocab::decode(&g.output)?;
             let verdict = match &expected {
                 Some(e) if g.finished && &out == e => format!("correct; expected {e}"),

@@ -233,7 +233,11 @@ impl ExperimentConfig {
         let kind = crate::registry::kind(&self.experiment.kind)?;
         for s in &self.eval.splits {
             if !kind.splits.contains(&s.as_str()) {
-                bail!("eval.splits: unknown split {s:?} (allowed for {}: {})", kind.name, kind.splits.join(", "));
+                bail!(
+                    "eval.splits: unknown split {s:?} (allowed for {}: {})",
+                    kind.name,
+                    kind.splits.join(", ")
+                );
             }
         }
         if self.eval.splits.is_empty() {

@@ -36,7 +36,11 @@ fn resolve<'a>(root: &'a RootSchema, s: &'a SchemaObject) -> &'a SchemaObject {
 fn type_name(root: &RootSchema, s: &SchemaObject) -> String {
     let s = resolve(root, s);
     if let Some(values) = &s.enum_values {
-        return values.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(" | ");
+        return values
+            .iter()
+            .map(|v| v.to_string())
+            .collect::<Vec<_>>()
+            .join(" | ");
     }
     if let Some(sub) = &s.subschemas {
         if let Some(one) = sub.one_of.as_ref().or(sub.any_of.as_ref()) {
@@ -52,7 +56,11 @@ fn type_name(root: &RootSchema, s: &SchemaObject) -> String {
                         .as_ref()
                         .and_then(|ob| ob.properties.get("kind"))
                         .and_then(|k| match k {
-                            Schema::Object(k) => k.enum_values.as_ref().and_then(|v| v.first()).map(|v| format!("{{ kind = {v} }}")),
+                            Schema::Object(k) => k
+                                .enum_values
+                                .as_ref()
+                                .and_then(|v| v.first())
+                                .map(|v| format!("{{ kind = {v} }}")),
                             _ => None,
                         })
                         .unwrap_or_else(|| type_name(root, o))
@@ -79,7 +87,12 @@ fn type_name(root: &RootSchema, s: &SchemaObject) -> String {
             format!("list of {item}")
         }
         Some(SingleOrVec::Single(t)) => ty(t),
-        Some(SingleOrVec::Vec(ts)) => ts.iter().filter(|t| **t != InstanceType::Null).map(ty).collect::<Vec<_>>().join(" | "),
+        Some(SingleOrVec::Vec(ts)) => ts
+            .iter()
+            .filter(|t| **t != InstanceType::Null)
+            .map(ty)
+            .collect::<Vec<_>>()
+            .join(" | "),
         None => "value".into(),
     }
 }
@@ -103,13 +116,17 @@ fn section(root: &RootSchema, title: &str, s: &SchemaObject, out: &mut String) {
             nested.push((name.clone(), p.clone(), false));
             continue;
         }
-        let items_table = resolve(root, p).array.as_ref().and_then(|a| a.items.as_ref()).and_then(|i| match i {
-            SingleOrVec::Single(b) => match b.as_ref() {
-                Schema::Object(o) if is_table(root, o) => Some(o.clone()),
+        let items_table = resolve(root, p)
+            .array
+            .as_ref()
+            .and_then(|a| a.items.as_ref())
+            .and_then(|i| match i {
+                SingleOrVec::Single(b) => match b.as_ref() {
+                    Schema::Object(o) if is_table(root, o) => Some(o.clone()),
+                    _ => None,
+                },
                 _ => None,
-            },
-            _ => None,
-        });
+            });
         if let Some(item) = items_table {
             nested.push((name.clone(), item, true));
             continue;
@@ -125,8 +142,16 @@ fn section(root: &RootSchema, title: &str, s: &SchemaObject, out: &mut String) {
     }
     for (name, p, array) in nested {
         let base = title.trim_matches(|c| c == '[' || c == ']');
-        let full = if base.is_empty() { name.clone() } else { format!("{base}.{name}") };
-        let t = if array { format!("[[{full}]]") } else { format!("[{full}]") };
+        let full = if base.is_empty() {
+            name.clone()
+        } else {
+            format!("{base}.{name}")
+        };
+        let t = if array {
+            format!("[[{full}]]")
+        } else {
+            format!("[{full}]")
+        };
         section(root, &t, &p, out);
     }
 }
@@ -135,8 +160,16 @@ fn section(root: &RootSchema, title: &str, s: &SchemaObject, out: &mut String) {
 pub fn explain(kind: &str) -> Result<String> {
     let k = registry::kind(kind)?;
     let root = schemars::schema_for!(ExperimentConfig);
-    let mut out = format!("Config keys for experiments of kind `{kind}` ({}).\nUnknown keys are errors.\n", k.description);
-    let props = root.schema.object.as_ref().map(|o| o.properties.clone()).unwrap_or_default();
+    let mut out = format!(
+        "Config keys for experiments of kind `{kind}` ({}).\nUnknown keys are errors.\n",
+        k.description
+    );
+    let props = root
+        .schema
+        .object
+        .as_ref()
+        .map(|o| o.properties.clone())
+        .unwrap_or_default();
     for (name, prop) in &props {
         let Schema::Object(p) = prop else { continue };
         match name.as_str() {
@@ -145,13 +178,18 @@ pub fn explain(kind: &str) -> Result<String> {
                 section(&data, "[data]", &data.schema, &mut out);
             }
             "stages" => {
-                if let Some(item) = p.array.as_ref().and_then(|a| a.items.as_ref()).and_then(|i| match i {
-                    SingleOrVec::Single(b) => match b.as_ref() {
-                        Schema::Object(o) => Some(o.clone()),
+                if let Some(item) = p
+                    .array
+                    .as_ref()
+                    .and_then(|a| a.items.as_ref())
+                    .and_then(|i| match i {
+                        SingleOrVec::Single(b) => match b.as_ref() {
+                            Schema::Object(o) => Some(o.clone()),
+                            _ => None,
+                        },
                         _ => None,
-                    },
-                    _ => None,
-                }) {
+                    })
+                {
                     section(&root, "[[stages]]", &item, &mut out);
                 }
             }

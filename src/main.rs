@@ -68,6 +68,11 @@ enum Command {
         #[arg(long)]
         explain: String,
     },
+    /// Benchmarks for the performance table: `rewind bench train-step --help`.
+    Bench {
+        #[command(subcommand)]
+        what: rewind::bench::BenchCommand,
+    },
     /// List the experiment kinds and the configs in experiments/ with their descriptions.
     List {
         #[arg(long, default_value = "experiments")]
@@ -154,8 +159,12 @@ fn main() -> ExitCode {
                 fresh,
                 resume,
                 dry_run,
-                jobs: jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
-                shard: shard.as_deref().map(rewind::sweep::parse_shard).transpose()?,
+                jobs: jobs
+                    .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+                shard: shard
+                    .as_deref()
+                    .map(rewind::sweep::parse_shard)
+                    .transpose()?,
                 quiet,
             };
             commands::run_command(&config, &args)
@@ -163,6 +172,9 @@ fn main() -> ExitCode {
         Command::Merge { config, results } => commands::merge_command(&config, &results),
         Command::Plot { dir } => commands::plot_command(&dir),
         Command::List { dir } => commands::list_command(&dir),
+        Command::Bench { what } => {
+            rewind::bench::bench_command(&what).map(|text| println!("{text}"))
+        }
         Command::Config { explain } => rewind::explain::explain(&explain).map(|t| println!("{t}")),
         Command::Sample {
             checkpoint,

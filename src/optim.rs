@@ -140,9 +140,10 @@ impl AdamW<Cpu> {
             .zip(self.m.par_iter_mut())
             .zip(self.v.par_iter_mut())
             .zip(self.decay.par_iter())
+            .with_min_len(crate::model::cpu::kernels::min_len())
             .for_each(|((((p, g), m), v), &decay)| {
                 let n = g.len();
-                let mut buf = vec![0.0f32; 3 * n];
+                let mut buf = crate::model::cpu::pool::Buf::uninit(3 * n);
                 let (pb, rest) = buf.split_at_mut(n);
                 let (mb, vb) = rest.split_at_mut(n);
                 p.copy_into(pb);

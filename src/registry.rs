@@ -48,7 +48,8 @@ pub struct Kind {
 /// Every experiment kind. Add a line here for a new kind.
 pub const KINDS: &[Kind] = &[Kind {
     name: "arithmetic",
-    description: "add/sub in base b (SequenceMatch's arithmetic task); exact match on val/test/long splits",
+    description:
+        "add/sub in base b (SequenceMatch's arithmetic task); exact match on val/test/long splits",
     splits: &["val", "test", "long"],
     resolve_data: resolve_arithmetic,
     build: build_arithmetic,
@@ -59,7 +60,10 @@ pub const KINDS: &[Kind] = &[Kind {
 pub fn kind(name: &str) -> Result<&'static Kind> {
     KINDS.iter().find(|k| k.name == name).with_context(|| {
         let names: Vec<_> = KINDS.iter().map(|k| k.name).collect();
-        format!("experiment.kind = {name:?}: unknown kind (known: {})", names.join(", "))
+        format!(
+            "experiment.kind = {name:?}: unknown kind (known: {})",
+            names.join(", ")
+        )
     })
 }
 
@@ -68,7 +72,11 @@ pub fn kind(name: &str) -> Result<&'static Kind> {
 pub fn from_value<T: serde::de::DeserializeOwned>(value: toml::Value, section: &str) -> Result<T> {
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
-        let at = if path == "." { section.to_string() } else { format!("{section}.{path}") };
+        let at = if path == "." {
+            section.to_string()
+        } else {
+            format!("{section}.{path}")
+        };
         anyhow::anyhow!("{at}: {}", e.inner())
     })
 }
@@ -84,7 +92,9 @@ fn resolve_arithmetic(data: &toml::Table) -> Result<toml::Table> {
 
 fn build_arithmetic(data: &toml::Table, seed: u64) -> Result<Box<dyn Task>> {
     let cfg: ArithmeticConfig = from_value(toml::Value::Table(data.clone()), "data")?;
-    Ok(Box::new(ArithmeticTask::new(cfg, seed).map_err(|e| anyhow::anyhow!("{e}"))?))
+    Ok(Box::new(
+        ArithmeticTask::new(cfg, seed).map_err(|e| anyhow::anyhow!("{e}"))?,
+    ))
 }
 
 impl Task for ArithmeticTask {
@@ -99,7 +109,11 @@ impl Task for ArithmeticTask {
 
     fn problems(&self, split: &str) -> Result<Vec<(String, String)>> {
         let split: Split = split.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
-        Ok(self.split(split).iter().map(|p| (p.prompt.clone(), p.answer.clone())).collect())
+        Ok(self
+            .split(split)
+            .iter()
+            .map(|p| (p.prompt.clone(), p.answer.clone()))
+            .collect())
     }
 
     fn max_seq_len(&self) -> usize {
@@ -111,7 +125,9 @@ impl Task for ArithmeticTask {
     }
 
     fn user_prompt(&self, text: &str) -> Result<(String, Option<String>)> {
-        let (a, op, b) = self.parse_prompt(text).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let (a, op, b) = self
+            .parse_prompt(text)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         // operands longer than training ones are formatted like the long split
         let cfg = self.config();
         let digits = |n: i64| to_base(n.unsigned_abs(), cfg.base).len() as u32;

@@ -435,7 +435,11 @@ pub fn run<D: Device<f32>>(
     pb.set_position(resume_step.unwrap_or(0));
     let max_answer = task.max_answer_len() + 1;
     // the split watched during training, and the one whose errors the summary shows
-    let monitor = task.splits().first().cloned().context("task has no splits")?;
+    let monitor = task
+        .splits()
+        .first()
+        .cloned()
+        .context("task has no splits")?;
     let report_split = if cfg.eval.splits.iter().any(|s| s == "test") {
         "test".to_string()
     } else {

@@ -68,7 +68,11 @@ pub struct Sweep {
 /// dotted keys) and quoted dotted keys mean the same path.
 fn flatten(prefix: &str, table: &toml::Table, out: &mut Vec<(String, toml::Value)>) -> Result<()> {
     for (k, v) in table {
-        let path = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+        let path = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
         match v {
             toml::Value::Table(t) => flatten(&path, t, out)?,
             toml::Value::Array(_) => out.push((path, v.clone())),
@@ -85,7 +89,11 @@ fn lookup<'a>(root: &'a mut toml::Value, path: &str) -> Result<&'a mut toml::Val
     let mut cur = root;
     let mut walked = String::new();
     for part in path.split('.') {
-        let here = if walked.is_empty() { "the config".to_string() } else { format!("`{walked}`") };
+        let here = if walked.is_empty() {
+            "the config".to_string()
+        } else {
+            format!("`{walked}`")
+        };
         cur = match cur {
             toml::Value::Table(t) => {
                 let keys: Vec<String> = t.keys().cloned().collect();
@@ -98,11 +106,14 @@ fn lookup<'a>(root: &'a mut toml::Value, path: &str) -> Result<&'a mut toml::Val
             }
             toml::Value::Array(a) => {
                 let n = a.len();
-                let i: usize = part
-                    .parse()
-                    .with_context(|| format!("sweep key \"{path}\": {here} is a list; use an index 0..{n}, not `{part}`"))?;
-                a.get_mut(i)
-                    .with_context(|| format!("sweep key \"{path}\": {here} has {n} entries, no index {i}"))?
+                let i: usize = part.parse().with_context(|| {
+                    format!(
+                        "sweep key \"{path}\": {here} is a list; use an index 0..{n}, not `{part}`"
+                    )
+                })?;
+                a.get_mut(i).with_context(|| {
+                    format!("sweep key \"{path}\": {here} has {n} entries, no index {i}")
+                })?
             }
             _ => bail!("sweep key \"{path}\": {here} is a single value, it has no `{part}`"),
         };
@@ -132,15 +143,29 @@ fn label(assignments: &[(String, toml::Value)], seed: u64) -> String {
         if path == "experiment.seed" {
             continue;
         }
-        let ambiguous = assignments.iter().filter(|(p, _)| last(p) == last(path)).count() > 1;
-        let name = if ambiguous { path.replace("stages.", "st") } else { last(path) };
+        let ambiguous = assignments
+            .iter()
+            .filter(|(p, _)| last(p) == last(path))
+            .count()
+            > 1;
+        let name = if ambiguous {
+            path.replace("stages.", "st")
+        } else {
+            last(path)
+        };
         parts.push(format!("{name}={}", value_text(v)));
     }
     parts.push(format!("seed={seed}"));
     let mut s: String = parts
         .join("_")
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || "._=+-".contains(c) { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._=+-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     s.truncate(80);
     s
@@ -158,7 +183,11 @@ impl RunSpec {
     pub fn single(cfg: &ExperimentConfig) -> Result<Self> {
         let sweep = expand(cfg)?;
         if sweep.runs.len() != 1 {
-            bail!("config {} defines a sweep of {} runs", cfg.experiment.name, sweep.runs.len());
+            bail!(
+                "config {} defines a sweep of {} runs",
+                cfg.experiment.name,
+                sweep.runs.len()
+            );
         }
         Ok(sweep.runs.into_iter().next().expect("one run"))
     }
@@ -183,7 +212,9 @@ pub fn expand(cfg: &ExperimentConfig) -> Result<Sweep> {
         if values.is_empty() {
             bail!("sweep key \"{path}\" = []: give at least one value");
         }
-        if ["experiment.name", "experiment.kind", "experiment.seeds"].contains(&path.as_str()) || path.starts_with("sweep") {
+        if ["experiment.name", "experiment.kind", "experiment.seeds"].contains(&path.as_str())
+            || path.starts_with("sweep")
+        {
             bail!("sweep key \"{path}\" cannot be swept (it identifies the experiment)");
         }
         if path == "experiment.seed" && cfg.experiment.seeds.is_some() {
@@ -203,7 +234,10 @@ pub fn expand(cfg: &ExperimentConfig) -> Result<Sweep> {
     if let Some(seeds) = &cfg.experiment.seeds {
         axes.push(Axis {
             path: "experiment.seed".into(),
-            values: seeds.iter().map(|&s| toml::Value::Integer(s as i64)).collect(),
+            values: seeds
+                .iter()
+                .map(|&s| toml::Value::Integer(s as i64))
+                .collect(),
         });
     }
 
@@ -241,8 +275,11 @@ pub fn expand(cfg: &ExperimentConfig) -> Result<Sweep> {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
-        let mut run_cfg: ExperimentConfig = from_value(v, "config").with_context(|| format!("sweep point [{}]", point()))?;
-        run_cfg.resolve().with_context(|| format!("sweep point [{}]", point()))?;
+        let mut run_cfg: ExperimentConfig =
+            from_value(v, "config").with_context(|| format!("sweep point [{}]", point()))?;
+        run_cfg
+            .resolve()
+            .with_context(|| format!("sweep point [{}]", point()))?;
         let id = run_id(&run_cfg, &assignments)?;
         runs.push(RunSpec {
             index,
@@ -262,7 +299,10 @@ pub fn expand(cfg: &ExperimentConfig) -> Result<Sweep> {
 pub fn parse_shard(s: &str) -> Result<(usize, usize)> {
     let err = || format!("--shard {s:?}: expected i/n with 0 <= i < n, e.g. 0/4");
     let (i, n) = s.split_once('/').with_context(err)?;
-    let (i, n): (usize, usize) = (i.trim().parse().with_context(err)?, n.trim().parse().with_context(err)?);
+    let (i, n): (usize, usize) = (
+        i.trim().parse().with_context(err)?,
+        n.trim().parse().with_context(err)?,
+    );
     if n == 0 || i >= n {
         bail!(err());
     }
@@ -316,8 +356,10 @@ pub fn run_sweep(sweep: &Sweep, opts: &SweepOptions) -> Result<SweepReport> {
     };
     let overall = mp.add(ProgressBar::new(selected.len() as u64));
     overall.set_style(
-        ProgressStyle::with_template("sweep {bar:30.green/white} {pos}/{len} runs  [{elapsed_precise}, ETA {eta}]")
-            .expect("valid template"),
+        ProgressStyle::with_template(
+            "sweep {bar:30.green/white} {pos}/{len} runs  [{elapsed_precise}, ETA {eta}]",
+        )
+        .expect("valid template"),
     );
     let next = AtomicUsize::new(0);
     let failed = Mutex::new(Vec::new());
@@ -348,7 +390,10 @@ pub fn run_sweep(sweep: &Sweep, opts: &SweepOptions) -> Result<SweepReport> {
     overall.finish_and_clear();
     let failed = failed.into_inner().expect("lock");
     let (summary_csv, finished_ids) = write_summary(sweep, &opts.results_root)?;
-    let finished = selected.iter().filter(|r| finished_ids.contains(&r.id)).count();
+    let finished = selected
+        .iter()
+        .filter(|r| finished_ids.contains(&r.id))
+        .count();
     let stale = stale_runs(sweep, &opts.results_root)?;
     Ok(SweepReport {
         finished,
@@ -386,12 +431,17 @@ pub fn write_summary(sweep: &Sweep, root: &Path) -> Result<(PathBuf, Vec<String>
     for spec in &sweep.runs {
         let path = dir.join(&spec.id).join("summary.json");
         if let Ok(text) = std::fs::read_to_string(&path) {
-            let s: Summary = serde_json::from_str(&text).with_context(|| format!("reading {}", path.display()))?;
+            let s: Summary = serde_json::from_str(&text)
+                .with_context(|| format!("reading {}", path.display()))?;
             rows.push((spec, s));
         }
     }
     // columns: fixed, then every split / stage seen
-    let splits: Vec<String> = sweep.runs.first().map(|r| r.cfg.eval.splits.clone()).unwrap_or_default();
+    let splits: Vec<String> = sweep
+        .runs
+        .first()
+        .map(|r| r.cfg.eval.splits.clone())
+        .unwrap_or_default();
     let stages: Vec<String> = sweep
         .runs
         .first()
@@ -404,7 +454,15 @@ pub fn write_summary(sweep: &Sweep, root: &Path) -> Result<(PathBuf, Vec<String>
     for st in &stages {
         header.extend(splits.iter().map(|s| format!("after:{st}:{s}")));
     }
-    for c in ["val_loss", "wall_s", "ms_per_step", "tokens_per_s", "num_params", "git_commit", "rewind_version"] {
+    for c in [
+        "val_loss",
+        "wall_s",
+        "ms_per_step",
+        "tokens_per_s",
+        "num_params",
+        "git_commit",
+        "rewind_version",
+    ] {
         header.push(c.into());
     }
     let mut w = csv::Writer::from_writer(Vec::new());
@@ -416,11 +474,20 @@ pub fn write_summary(sweep: &Sweep, root: &Path) -> Result<(PathBuf, Vec<String>
         rec.push(s.seed.to_string());
         rec.extend(splits.iter().map(|sp| opt(s.exact_match.get(sp))));
         for st in &stages {
-            rec.extend(splits.iter().map(|sp| opt(s.after_stage.get(st).and_then(|m| m.get(sp)))));
+            rec.extend(
+                splits
+                    .iter()
+                    .map(|sp| opt(s.after_stage.get(st).and_then(|m| m.get(sp)))),
+            );
         }
         let steps: u64 = s.stages.iter().map(|t| t.steps).sum();
         let train_s: f64 = s.stages.iter().map(|t| t.train_s).sum();
-        let tps = s.stages.iter().map(|t| t.tokens_per_s * t.steps as f64).sum::<f64>() / steps.max(1) as f64;
+        let tps = s
+            .stages
+            .iter()
+            .map(|t| t.tokens_per_s * t.steps as f64)
+            .sum::<f64>()
+            / steps.max(1) as f64;
         rec.extend([
             s.val_loss.to_string(),
             s.wall_s.to_string(),
@@ -444,9 +511,15 @@ pub fn seed_means(sweep: &Sweep, root: &Path, split: &str) -> Vec<(String, f64, 
     let mut groups: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     for spec in &sweep.runs {
         let path = root.join(&sweep.name).join(&spec.id).join("summary.json");
-        let Ok(text) = std::fs::read_to_string(&path) else { continue };
-        let Ok(s) = serde_json::from_str::<Summary>(&text) else { continue };
-        let Some(v) = s.exact_match.get(split) else { continue };
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        let Ok(s) = serde_json::from_str::<Summary>(&text) else {
+            continue;
+        };
+        let Some(v) = s.exact_match.get(split) else {
+            continue;
+        };
         let key = spec
             .assignments
             .iter()

@@ -10,8 +10,9 @@ use rayon::prelude::*;
 
 use crate::config::ObjectiveConfig;
 use crate::data::Batch;
-use crate::model::{Dropout, Tensor2, Transformer};
-use crate::objectives::mle_loss;
+use crate::model::cpu::cast;
+use crate::model::{Dropout, Logits, Tensor2, Transformer};
+use crate::objectives::{mle_loss, mle_loss_cpu};
 use crate::optim::{clip_grad_norm, AdamW};
 
 /// What one step measured.
@@ -98,7 +99,19 @@ fn loss_and_grads<D: Device<f32>>(
         Path::Reference => model.forward_train_reference(&inputs, grads, dropout),
     };
     let loss = match objective {
-        ObjectiveConfig::Mle {} => mle_loss(logits, &targets, &weights, batch.weight_sum()),
+        ObjectiveConfig::Mle {} => match path {
+            // on Cpu the fused cross-entropy, elsewhere the composite one
+            Path::Fused => match cast::<_, Logits<Cpu, OwnedTape<f32, Cpu>>>(logits) {
+                Ok(logits) => {
+                    let loss =
+                        mle_loss_cpu(logits, &batch.targets, &batch.weights, batch.weight_sum());
+                    cast(loss)
+                        .unwrap_or_else(|_| unreachable!("the loss of Cpu logits is on D = Cpu"))
+                }
+                Err(logits) => mle_loss(logits, &targets, &weights, batch.weight_sum()),
+            },
+            Path::Reference => mle_loss(logits, &targets, &weights, batch.weight_sum()),
+        },
     };
     let value = loss.as_vec()[0] as f64;
     Ok((value, loss.backward()))
@@ -179,7 +192,8 @@ fn cpu_step(
     spec: &StepSpec,
     dropout: &mut Dropout,
 ) -> Result<StepStats> {
-    let (loss, mut store) = loss_and_grads(model, dev, batch, spec.objective, dropout, Path::Fused)?;
+    let (loss, mut store) =
+        loss_and_grads(model, dev, batch, spec.objective, dropout, Path::Fused)?;
     if !loss.is_finite() {
         bail!("loss is {loss}; try a smaller learning rate");
     }
@@ -193,6 +207,7 @@ fn cpu_step(
     drop(store);
     let grad_norm = grads
         .par_iter()
+        .with_min_len(crate::model::cpu::kernels::min_len())
         .map(|g| g.iter().map(|&x| x as f64 * x as f64).sum::<f64>())
         .collect::<Vec<_>>()
         .iter()

@@ -62,13 +62,20 @@ fn grid_is_the_product_in_a_fixed_order() {
     let s = expand(&cfg(BASE)).unwrap();
     assert_eq!(s.runs.len(), 2 * 2 * 2);
     let paths: Vec<_> = s.axes.iter().map(|a| a.path.as_str()).collect();
-    assert_eq!(paths, ["data.ops", "stages.0.lr", "experiment.seed"], "sorted, seed last");
+    assert_eq!(
+        paths,
+        ["data.ops", "stages.0.lr", "experiment.seed"],
+        "sorted, seed last"
+    );
     // seed varies fastest, first axis slowest
     let seeds: Vec<u64> = s.runs.iter().map(|r| r.cfg.experiment.seed).collect();
     assert_eq!(seeds, [0, 1, 0, 1, 0, 1, 0, 1]);
     let lrs: Vec<f64> = s.runs.iter().map(|r| r.cfg.stages[0].lr).collect();
     assert_eq!(lrs, [1e-3, 1e-3, 3e-3, 3e-3, 1e-3, 1e-3, 3e-3, 3e-3]);
-    assert_eq!(s.runs[4].cfg.data["ops"], toml::Value::Array(vec!["add".into(), "sub".into()]));
+    assert_eq!(
+        s.runs[4].cfg.data["ops"],
+        toml::Value::Array(vec!["add".into(), "sub".into()])
+    );
     // ids unique, readable
     let mut ids: Vec<_> = s.runs.iter().map(|r| r.id.clone()).collect();
     assert!(ids[0].starts_with("ops=add_lr=0.001_seed=0-"), "{}", ids[0]);
@@ -85,7 +92,10 @@ fn ids_are_stable_and_independent_of_key_order() {
     let b = expand(&cfg(BASE)).unwrap();
     // the same settings written in another order, with nested dotted keys
     let reordered = BASE
-        .replace("\"stages.0.lr\" = [1e-3, 3e-3]\n\"data.ops\" = [[\"add\"], [\"add\", \"sub\"]]", "data.ops = [[\"add\"], [\"add\", \"sub\"]]\nstages.0.lr = [0.001, 0.003]")
+        .replace(
+            "\"stages.0.lr\" = [1e-3, 3e-3]\n\"data.ops\" = [[\"add\"], [\"add\", \"sub\"]]",
+            "data.ops = [[\"add\"], [\"add\", \"sub\"]]\nstages.0.lr = [0.001, 0.003]",
+        )
         .replace("d_model = 16\nn_heads = 2", "n_heads = 2\nd_model = 16");
     assert_ne!(reordered, BASE);
     let c = expand(&cfg(&reordered)).unwrap();
@@ -170,7 +180,11 @@ fn deterministic_summary(root: &Path) -> Vec<Vec<String>> {
 
 fn finished(root: &Path) -> usize {
     std::fs::read_dir(root.join("grid"))
-        .map(|d| d.flatten().filter(|e| e.path().join("summary.json").exists()).count())
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.path().join("summary.json").exists())
+                .count()
+        })
         .unwrap_or(0)
 }
 
@@ -182,11 +196,22 @@ fn sigkilled_sweep_resumes_to_the_same_summary() {
     let bin = env!("CARGO_BIN_EXE_rewind");
     let run = |root: &Path| {
         let out = Command::new(bin)
-            .args(["run", config.to_str().unwrap(), "--jobs", "1", "--quiet", "--results"])
+            .args([
+                "run",
+                config.to_str().unwrap(),
+                "--jobs",
+                "1",
+                "--quiet",
+                "--results",
+            ])
             .arg(root)
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     };
     let whole = dir.path().join("whole");
     run(&whole);
@@ -196,7 +221,14 @@ fn sigkilled_sweep_resumes_to_the_same_summary() {
     // start again elsewhere and kill the process mid-sweep
     let killed = dir.path().join("killed");
     let mut child = Command::new(bin)
-        .args(["run", config.to_str().unwrap(), "--jobs", "1", "--quiet", "--results"])
+        .args([
+            "run",
+            config.to_str().unwrap(),
+            "--jobs",
+            "1",
+            "--quiet",
+            "--results",
+        ])
         .arg(&killed)
         .spawn()
         .unwrap();
@@ -207,11 +239,22 @@ fn sigkilled_sweep_resumes_to_the_same_summary() {
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     let done = finished(&killed);
-    assert!(done < 8, "the sweep finished before it could be killed; make the runs longer");
+    assert!(
+        done < 8,
+        "the sweep finished before it could be killed; make the runs longer"
+    );
     run(&killed);
     assert_eq!(finished(&killed), 8);
-    assert_eq!(deterministic_summary(&killed), expected, "killed + resumed sweep differs");
+    assert_eq!(
+        deterministic_summary(&killed),
+        expected,
+        "killed + resumed sweep differs"
+    );
     // nothing duplicated: exactly the 8 grid folders
-    let dirs = std::fs::read_dir(killed.join("grid")).unwrap().flatten().filter(|e| e.path().join("config.toml").exists()).count();
+    let dirs = std::fs::read_dir(killed.join("grid"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().join("config.toml").exists())
+        .count();
     assert_eq!(dirs, 8);
 }

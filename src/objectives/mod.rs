@@ -5,4 +5,4 @@
 
 pub mod mle;
 
-pub use mle::mle_loss;
+pub use mle::{mle_loss, mle_loss_cpu};

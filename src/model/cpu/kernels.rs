@@ -1,11 +1,11 @@
-//! Host kernels of the fused CPU path: matmul (through the `gemm` crate),
-//! layer norm, GELU, masked softmax and their backward passes, on plain
-//! row-major `f32` slices.
+//! Host kernels of the fused CPU path, on plain row-major `f32` slices:
+//! matmul (`sgemm.rs` on x86-64 with AVX2 + FMA, else the `gemm` crate),
+//! layer norm, GELU, masked softmax, cross-entropy and their backward passes.
 //!
 //! Element-wise loops are written so that the compiler vectorises them
 //! (independent lanes, explicit 8-wide partial sums, a polynomial `exp`
 //! instead of libm's) and are compiled twice: once for the baseline target
-//! and once with AVX2 + FMA, picked at run time ([`simd!`]). No loop uses
+//! and once with AVX2 + FMA, picked at run time (the `simd!` macro). No loop uses
 //! fused multiply-add implicitly, so both versions give bit-identical
 //! results. Every parallel loop splits its work into chunks of a fixed size,
 //! never by thread count, so results do not depend on the number of threads.
@@ -52,6 +52,18 @@ macro_rules! simd {
 /// depend on the thread count.
 pub(crate) const ROW_CHUNK: usize = 32;
 
+/// The `with_min_len` every parallel loop uses: on a one-thread pool, no
+/// split at all, so the loop runs on the calling thread and never enters the
+/// pool. (Sweep jobs train on threads of their own; with `--threads 1`
+/// they would otherwise all queue behind rayon's single worker.)
+pub(crate) fn min_len() -> usize {
+    if rayon::current_num_threads() > 1 {
+        1
+    } else {
+        usize::MAX
+    }
+}
+
 // ---------------------------------------------------------------- matmul
 
 /// A strided read-only matrix: element `(i, j)` is at `ptr + i*rs + j*cs`.
@@ -65,6 +77,14 @@ pub(crate) struct View {
 /// A raw pointer that may cross threads; each task writes a disjoint region.
 #[derive(Clone, Copy)]
 pub(crate) struct SendPtr(pub *mut f32);
+
+impl SendPtr {
+    /// The pointer (a method, so that a closure captures the whole `Send`
+    /// wrapper rather than its raw-pointer field).
+    pub(crate) fn get(self) -> *mut f32 {
+        self.0
+    }
+}
 // SAFETY: only used to hand disjoint output regions to parallel tasks.
 unsafe impl Send for SendPtr {}
 unsafe impl Sync for SendPtr {}
@@ -73,8 +93,9 @@ unsafe impl Send for View {}
 unsafe impl Sync for View {}
 
 /// `c = a · b` (or `c += a · b` with `acc`), `c` being `m x n` with row
-/// stride `c_rs` and unit column stride, `a` `m x k`, `b` `k x n`.
-/// `threads > 1` lets gemm split the product over the current rayon pool.
+/// stride `c_rs` and unit column stride, `a` `m x k`, `b` `k x n`; then
+/// `bias` (a row of `n`), if given, is added to every row of `c`.
+/// `threads > 1` lets the product split over the current rayon pool.
 ///
 /// # Safety
 /// Every element addressed through the views and `c` must be in bounds of a
@@ -87,8 +108,17 @@ pub(crate) unsafe fn gemm_raw(
     acc: bool,
     a: View,
     b: View,
+    bias: Option<&[f32]>,
     threads: usize,
 ) {
+    if let Some(bias) = bias {
+        assert!(bias.len() >= n, "bias shorter than a row");
+    }
+    #[cfg(target_arch = "x86_64")]
+    if super::sgemm::available() {
+        let bias = bias.map_or(std::ptr::null(), |b| b.as_ptr());
+        return super::sgemm::sgemm((m, k, n), c, c_rs, acc, a, b, bias, threads);
+    }
     if m == 0 || n == 0 {
         return;
     }
@@ -98,63 +128,83 @@ pub(crate) unsafe fn gemm_raw(
                 std::slice::from_raw_parts_mut(c.offset(i as isize * c_rs), n).fill(0.0);
             }
         }
-        return;
-    }
-    #[cfg(target_arch = "x86_64")]
-    if super::sgemm::available() {
-        return super::sgemm::sgemm((m, k, n), c, c_rs, acc, a, b, threads);
-    }
-    let par = if threads > 1 {
-        gemm::Parallelism::Rayon(threads)
     } else {
-        gemm::Parallelism::None
-    };
-    gemm::gemm(
-        m,
-        n,
-        k,
-        c,
-        1,
-        c_rs,
-        acc,
-        a.ptr,
-        a.cs,
-        a.rs,
-        b.ptr,
-        b.cs,
-        b.rs,
-        if acc { 1.0 } else { 0.0 },
-        1.0,
-        false,
-        false,
-        false,
-        par,
-    );
+        let par = if threads > 1 {
+            gemm::Parallelism::Rayon(threads)
+        } else {
+            gemm::Parallelism::None
+        };
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c,
+            1,
+            c_rs,
+            acc,
+            a.ptr,
+            a.cs,
+            a.rs,
+            b.ptr,
+            b.cs,
+            b.rs,
+            if acc { 1.0 } else { 0.0 },
+            1.0,
+            false,
+            false,
+            false,
+            par,
+        );
+    }
+    if let Some(bias) = bias {
+        for i in 0..m {
+            let row = std::slice::from_raw_parts_mut(c.offset(i as isize * c_rs), n);
+            add_assign(row, &bias[..n]);
+        }
+    }
 }
 
-/// `c (m x n) [+]= op(a) · op(b)` on contiguous row-major slices, using the
-/// current rayon pool: `a` is `m x k`, or `k x m` read transposed when
-/// `trans.0`; `b` is `k x n`, or `n x k` read transposed when `trans.1`.
-pub fn matmul(
+/// `c (m x n) [+]= op(a) · op(b) [+ bias]` on contiguous row-major slices,
+/// using the current rayon pool: `a` is `m x k`, or `k x m` read transposed
+/// when `trans.0`; `b` is `k x n`, or `n x k` read transposed when
+/// `trans.1`; `bias`, if given, is a row of `n` added to every row.
+pub(crate) fn matmul_bias(
     c: &mut [f32],
     a: &[f32],
     b: &[f32],
     (m, k, n): (usize, usize, usize),
     trans: (bool, bool),
     acc: bool,
+    bias: Option<&[f32]>,
 ) {
     assert_eq!(c.len(), m * n, "matmul: c is not m x n");
     assert_eq!(a.len(), m * k, "matmul: a is not m x k");
     assert_eq!(b.len(), k * n, "matmul: b is not k x n");
     let av = if trans.0 {
-        View { ptr: a.as_ptr(), rs: 1, cs: m as isize }
+        View {
+            ptr: a.as_ptr(),
+            rs: 1,
+            cs: m as isize,
+        }
     } else {
-        View { ptr: a.as_ptr(), rs: k as isize, cs: 1 }
+        View {
+            ptr: a.as_ptr(),
+            rs: k as isize,
+            cs: 1,
+        }
     };
     let bv = if trans.1 {
-        View { ptr: b.as_ptr(), rs: 1, cs: k as isize }
+        View {
+            ptr: b.as_ptr(),
+            rs: 1,
+            cs: k as isize,
+        }
     } else {
-        View { ptr: b.as_ptr(), rs: n as isize, cs: 1 }
+        View {
+            ptr: b.as_ptr(),
+            rs: n as isize,
+            cs: 1,
+        }
     };
     // SAFETY: the views address exactly the checked slices; `c` is a
     // distinct `&mut` borrow.
@@ -166,9 +216,22 @@ pub fn matmul(
             acc,
             av,
             bv,
+            bias,
             rayon::current_num_threads(),
         )
     };
+}
+
+/// [`matmul_bias`] without a bias.
+pub fn matmul(
+    c: &mut [f32],
+    a: &[f32],
+    b: &[f32],
+    mkn: (usize, usize, usize),
+    trans: (bool, bool),
+    acc: bool,
+) {
+    matmul_bias(c, a, b, mkn, trans, acc, None)
 }
 
 // ---------------------------------------------------------------- math
@@ -193,7 +256,7 @@ pub(crate) fn exp(x: f32) -> f32 {
     y = y * r + 8.333_452e-3;
     y = y * r + 4.166_579_6e-2;
     y = y * r + 1.666_666_5e-1;
-    y = y * r + 5.000_000_1e-1;
+    y = y * r + 0.5; // Cephes' 5.0000001201e-1, rounded to f32
     y = y * z + r + 1.0;
     let out = y * f32::from_bits(((ni + 127) << 23) as u32);
     let out = if x < -87.0 { 0.0 } else { out };
@@ -222,9 +285,9 @@ pub(crate) fn gelu(x: f32) -> f32 {
     0.5 * x * (1.0 + t)
 }
 
-/// d gelu(x) / dx.
-#[inline(always)]
-pub(crate) fn gelu_grad(x: f32) -> f32 {
+/// d gelu(x) / dx (the closed form; the backward pass uses [`gelu_grad_from`]).
+#[cfg(test)]
+fn gelu_grad(x: f32) -> f32 {
     let x2 = x * x;
     let t = tanh(GELU_K0 * (x + GELU_K1 * x2 * x));
     0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * GELU_K0 * (1.0 + 3.0 * GELU_K1 * x2)
@@ -313,8 +376,8 @@ simd! {
             let var = dot(yr, yr) / d as f32;
             let rs = 1.0 / (var + LN_EPS).sqrt();
             rstd[r] = rs;
-            for i in 0..d {
-                yr[i] *= rs;
+            for v in yr.iter_mut() {
+                *v *= rs;
             }
             if keep {
                 xhat[r * d..(r + 1) * d].copy_from_slice(yr);
@@ -342,12 +405,14 @@ pub(crate) fn layer_norm(
         x.par_chunks(c)
             .zip(y.par_chunks_mut(c))
             .zip(rstd.par_chunks_mut(ROW_CHUNK))
+            .with_min_len(min_len())
             .for_each(|((x, y), rs)| layer_norm_rows(x, gain, bias, &mut [], y, rs));
     } else {
         x.par_chunks(c)
             .zip(xhat.par_chunks_mut(c))
             .zip(y.par_chunks_mut(c))
             .zip(rstd.par_chunks_mut(ROW_CHUNK))
+            .with_min_len(min_len())
             .for_each(|(((x, xh), y), rs)| layer_norm_rows(x, gain, bias, xh, y, rs));
     }
 }
@@ -415,6 +480,7 @@ pub(crate) fn layer_norm_back(
         .zip(rstd.par_chunks(ROW_CHUNK))
         .zip(dx.par_chunks_mut(c))
         .zip(partial.par_chunks_mut(2 * d))
+        .with_min_len(min_len())
         .for_each_init(
             || vec![0.0f32; d],
             |tmp, ((((dy, xh), rs), dx), p)| {
@@ -443,33 +509,6 @@ simd! {
 }
 
 simd! {
-    /// Adds the row `bias` (length `d`) to every row of `x`.
-    fn add_row_rows(x: &mut [f32], bias: &[f32]) {
-        let d = bias.len();
-        for r in x.chunks_exact_mut(d) {
-            for i in 0..d {
-                r[i] += bias[i];
-            }
-        }
-    }
-}
-
-/// Adds `bias` to every row of `x` (`n x bias.len()`).
-pub(crate) fn add_row(x: &mut [f32], bias: &[f32]) {
-    x.par_chunks_mut(ROW_CHUNK * bias.len())
-        .for_each(|x| add_row_rows(x, bias));
-}
-
-/// Fills every row of `x` with `row`.
-pub(crate) fn fill_rows(x: &mut [f32], row: &[f32]) {
-    x.par_chunks_mut(ROW_CHUNK * row.len()).for_each(|x| {
-        for r in x.chunks_exact_mut(row.len()) {
-            r.copy_from_slice(row);
-        }
-    });
-}
-
-simd! {
     /// `col[j] = Σ_r x[r][j]` for a chunk of rows (overwrites `col`).
     fn col_sum_rows(x: &[f32], col: &mut [f32]) {
         let d = col.len();
@@ -489,6 +528,7 @@ pub(crate) fn col_sum(x: &[f32], d: usize) -> Vec<f32> {
     let mut partial = vec![0.0f32; chunks * d];
     x.par_chunks(c)
         .zip(partial.par_chunks_mut(d))
+        .with_min_len(min_len())
         .for_each(|(x, p)| col_sum_rows(x, p));
     let mut out = vec![0.0f32; d];
     for p in partial.chunks(d) {
@@ -505,11 +545,24 @@ simd! {
     }
 }
 
+/// d gelu(x) / dx from `x` and `a = gelu(x)`, without an `exp`: with
+/// `r = a / x = (1 + tanh u) / 2`, `gelu'(x) = r + a (2 - 2r) u'(x)`
+/// (`u = √(2/π)(x + 0.044715 x³)`); near 0, `r ≈ (1 + √(2/π) x) / 2`.
+#[inline(always)]
+pub(crate) fn gelu_grad_from(x: f32, a: f32) -> f32 {
+    let r = if x.abs() > 1e-4 {
+        a / x
+    } else {
+        0.5 + 0.5 * GELU_K0 * x
+    };
+    r + a * (2.0 - 2.0 * r) * GELU_K0 * (1.0 + 3.0 * GELU_K1 * x * x)
+}
+
 simd! {
-    /// `dx = dy * gelu'(x)`, in place on `dy`.
-    fn gelu_back_slice(x: &[f32], dy: &mut [f32]) {
-        for (g, &x) in dy.iter_mut().zip(x) {
-            *g *= gelu_grad(x);
+    /// `dx = dy * gelu'(x)`, in place on `dy`, given `a = gelu(x)`.
+    fn gelu_back_slice(x: &[f32], a: &[f32], dy: &mut [f32]) {
+        for ((g, &x), &a) in dy.iter_mut().zip(x).zip(a) {
+            *g *= gelu_grad_from(x, a);
         }
     }
 }
@@ -521,14 +574,17 @@ const ELEM_CHUNK: usize = 8192;
 pub(crate) fn gelu_forward(x: &[f32], y: &mut [f32]) {
     x.par_chunks(ELEM_CHUNK)
         .zip(y.par_chunks_mut(ELEM_CHUNK))
+        .with_min_len(min_len())
         .for_each(|(x, y)| gelu_slice(x, y));
 }
 
-/// `dy *= gelu'(x)`.
-pub(crate) fn gelu_backward(x: &[f32], dy: &mut [f32]) {
+/// `dy *= gelu'(x)`, given `a = gelu(x)`.
+pub(crate) fn gelu_backward(x: &[f32], a: &[f32], dy: &mut [f32]) {
     x.par_chunks(ELEM_CHUNK)
+        .zip(a.par_chunks(ELEM_CHUNK))
         .zip(dy.par_chunks_mut(ELEM_CHUNK))
-        .for_each(|(x, dy)| gelu_back_slice(x, dy));
+        .with_min_len(min_len())
+        .for_each(|((x, a), dy)| gelu_back_slice(x, a, dy));
 }
 
 // ---------------------------------------------------------------- softmax
@@ -567,6 +623,82 @@ simd! {
     }
 }
 
+// ---------------------------------------------------------------- loss
+
+simd! {
+    /// Per row of `z` (`rows x v` logits): `lse[r] = log Σ_j e^{z_rj}` and
+    /// `logp[r] = z[r][y_r] - lse[r]`.
+    fn log_softmax_rows(z: &[f32], targets: &[usize], lse: &mut [f32], logp: &mut [f32]) {
+        let v = z.len() / lse.len().max(1);
+        for (r, row) in z.chunks_exact(v).enumerate() {
+            let mx = max(row);
+            let mut acc = [0.0f32; 8];
+            let mut chunks = row.chunks_exact(8);
+            for c in &mut chunks {
+                for l in 0..8 {
+                    acc[l] += exp(c[l] - mx);
+                }
+            }
+            let mut s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+            for &x in chunks.remainder() {
+                s += exp(x - mx);
+            }
+            lse[r] = mx + s.ln();
+            logp[r] = row[targets[r]] - lse[r];
+        }
+    }
+}
+
+/// Row-parallel [`log_softmax_rows`]: returns `(lse, logp)`, one per row.
+pub(crate) fn log_softmax_pick(z: &[f32], targets: &[usize]) -> (Vec<f32>, Vec<f32>) {
+    let rows = targets.len();
+    let v = z.len() / rows.max(1);
+    let (mut lse, mut logp) = (vec![0.0f32; rows], vec![0.0f32; rows]);
+    z.par_chunks(ROW_CHUNK * v)
+        .zip(targets.par_chunks(ROW_CHUNK))
+        .zip(lse.par_chunks_mut(ROW_CHUNK))
+        .zip(logp.par_chunks_mut(ROW_CHUNK))
+        .with_min_len(min_len())
+        .for_each(|(((z, y), lse), lp)| log_softmax_rows(z, y, lse, lp));
+    (lse, logp)
+}
+
+simd! {
+    /// Backward of `Σ_r c_r log softmax(z_r)[y_r]` for a chunk of rows:
+    /// `dz[r][j] += c_r ([j = y_r] - softmax_rj)`, `c_r = coef[r]`.
+    fn cross_entropy_back_rows(z: &[f32], targets: &[usize], lse: &[f32], coef: &[f32], dz: &mut [f32]) {
+        let v = z.len() / lse.len().max(1);
+        for (r, (row, drow)) in z.chunks_exact(v).zip(dz.chunks_exact_mut(v)).enumerate() {
+            let (c, l) = (coef[r], lse[r]);
+            if c == 0.0 {
+                continue;
+            }
+            for j in 0..v {
+                drow[j] -= c * exp(row[j] - l);
+            }
+            drow[targets[r]] += c;
+        }
+    }
+}
+
+/// Row-parallel [`cross_entropy_back_rows`].
+pub(crate) fn cross_entropy_backward(
+    z: &[f32],
+    targets: &[usize],
+    lse: &[f32],
+    coef: &[f32],
+    dz: &mut [f32],
+) {
+    let v = z.len() / targets.len().max(1);
+    z.par_chunks(ROW_CHUNK * v)
+        .zip(targets.par_chunks(ROW_CHUNK))
+        .zip(lse.par_chunks(ROW_CHUNK))
+        .zip(coef.par_chunks(ROW_CHUNK))
+        .zip(dz.par_chunks_mut(ROW_CHUNK * v))
+        .with_min_len(min_len())
+        .for_each(|((((z, y), l), c), dz)| cross_entropy_back_rows(z, y, l, c, dz));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -590,8 +722,9 @@ mod tests {
     #[test]
     fn gelu_and_its_gradient_match_the_closed_form() {
         for i in -400..400 {
-            let x = i as f32 * 0.02;
-            let u = (2.0f64 / std::f64::consts::PI).sqrt() * (x as f64 + 0.044715 * (x as f64).powi(3));
+            let x = i as f32 * 0.02 + if i % 3 == 0 { 3e-5 } else { 0.0 };
+            let u =
+                (2.0f64 / std::f64::consts::PI).sqrt() * (x as f64 + 0.044715 * (x as f64).powi(3));
             let want = 0.5 * x as f64 * (1.0 + u.tanh());
             assert!((gelu(x) as f64 - want).abs() < 1e-6, "gelu({x})");
             let h = 1e-3f64;
@@ -601,6 +734,77 @@ mod tests {
             };
             let fd = (g(x as f64 + h) - g(x as f64 - h)) / (2.0 * h);
             assert!((gelu_grad(x) as f64 - fd).abs() < 1e-5, "gelu'({x})");
+            let from = gelu_grad_from(x, gelu(x)) as f64;
+            assert!(
+                (from - fd).abs() < 2e-5,
+                "gelu'({x}) from gelu(x): {from} vs {fd}"
+            );
+        }
+    }
+
+    fn naive(
+        a: &[f32],
+        b: &[f32],
+        (m, k, n): (usize, usize, usize),
+        (ta, tb): (bool, bool),
+    ) -> Vec<f64> {
+        let mut c = vec![0.0f64; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                for l in 0..k {
+                    let x = if ta { a[l * m + i] } else { a[i * k + l] };
+                    let y = if tb { b[j * k + l] } else { b[l * n + j] };
+                    c[i * n + j] += x as f64 * y as f64;
+                }
+            }
+        }
+        c
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+
+        /// Every layout and size class (partial tiles, several depth and row
+        /// blocks, multi-threaded strips) against an f64 product.
+        #[test]
+        fn matmul_matches_f64_product(
+            m in 1usize..160,
+            k in 1usize..1100,
+            n in 1usize..70,
+            ta: bool,
+            tb: bool,
+            acc: bool,
+            threads in 1usize..3,
+            seed: u64,
+        ) {
+            let mut x = seed | 1;
+            let mut rnd = move || {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x % 2001) as f32 / 1000.0 - 1.0
+            };
+            let a: Vec<f32> = (0..m * k).map(|_| rnd()).collect();
+            let b: Vec<f32> = (0..k * n).map(|_| rnd()).collect();
+            let c0: Vec<f32> = (0..m * n).map(|_| rnd()).collect();
+            let want = naive(&a, &b, (m, k, n), (ta, tb));
+            let bias: Vec<f32> = (0..n).map(|_| rnd()).collect();
+            let with_bias = seed % 2 == 0;
+            let mut c = c0.clone();
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            pool.install(|| {
+                let bias = with_bias.then_some(&bias[..]);
+                matmul_bias(&mut c, &a, &b, (m, k, n), (ta, tb), acc, bias)
+            });
+            for i in 0..m * n {
+                let w = want[i]
+                    + if acc { c0[i] as f64 } else { 0.0 }
+                    + if with_bias { bias[i % n] as f64 } else { 0.0 };
+                proptest::prop_assert!(
+                    (c[i] as f64 - w).abs() <= 1e-5 * (k as f64).sqrt() + 1e-6,
+                    "c[{}] = {} vs {}", i, c[i], w
+                );
+            }
         }
     }
 

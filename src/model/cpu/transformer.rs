@@ -10,25 +10,26 @@ use dfdx::prelude::*;
 use rayon::prelude::*;
 
 use super::kernels::{
-    add_assign, add_row, col_sum, fill_rows, gelu_backward, gelu_forward, gemm_raw, layer_norm,
-    layer_norm_back, masked_softmax, matmul, softmax_back, SendPtr, View,
+    add_assign, col_sum, gelu_backward, gelu_forward, gemm_raw, layer_norm, layer_norm_back,
+    masked_softmax, matmul, matmul_bias, min_len, softmax_back, SendPtr, View,
 };
+use super::pool::Buf;
 use crate::model::{Inputs, PositionKind, Transformer};
 
 /// One block's parameters; `wq | wk | wv` packed side by side.
 pub(crate) struct HostBlock {
-    ln1: (Vec<f32>, Vec<f32>),
+    ln1: (Buf, Buf),
     /// `(d, 3d)`: row `i` is `wq[i] | wk[i] | wv[i]`.
-    wqkv: Vec<f32>,
+    wqkv: Buf,
     /// `(3d,)`
-    bqkv: Vec<f32>,
-    wo: Vec<f32>,
-    bo: Vec<f32>,
-    ln2: (Vec<f32>, Vec<f32>),
-    w1: Vec<f32>,
-    b1: Vec<f32>,
-    w2: Vec<f32>,
-    b2: Vec<f32>,
+    bqkv: Buf,
+    wo: Buf,
+    bo: Buf,
+    ln2: (Buf, Buf),
+    w1: Buf,
+    b1: Buf,
+    w2: Buf,
+    b2: Buf,
 }
 
 /// Host copy of every parameter of a `Transformer<Cpu>`.
@@ -39,22 +40,42 @@ pub(crate) struct HostParams {
     v: usize,
     max_len: usize,
     learned_positions: bool,
-    tok_emb: Vec<f32>,
-    pos: Vec<f32>,
+    tok_emb: Buf,
+    pos: Buf,
     blocks: Vec<HostBlock>,
-    ln_f: (Vec<f32>, Vec<f32>),
-    head_w: Vec<f32>,
-    head_b: Vec<f32>,
+    ln_f: (Buf, Buf),
+    head_w: Buf,
+    head_b: Buf,
 }
 
-/// Side-by-side packing of `(d, d)` matrices into `(d, parts * d)`.
-fn pack_cols(parts: &[Vec<f32>], d: usize) -> Vec<f32> {
+/// Host copy of a parameter.
+fn host(t: &Tensor<(usize, usize), f32, Cpu>) -> Buf {
+    let mut b = Buf::uninit(t.shape().num_elements());
+    t.copy_into(&mut b);
+    b
+}
+
+/// `(d, d)` matrices side by side: `(d, parts.len() * d)`.
+fn pack_cols(parts: &[&Tensor<(usize, usize), f32, Cpu>], d: usize) -> Buf {
     let w = parts.len() * d;
-    let mut out = vec![0.0f32; parts.iter().map(Vec::len).sum()];
+    let mut out = Buf::uninit(d * w);
     for (p, m) in parts.iter().enumerate() {
+        let m = host(m);
         for r in 0..d {
             out[r * w + p * d..r * w + (p + 1) * d].copy_from_slice(&m[r * d..(r + 1) * d]);
         }
+    }
+    out
+}
+
+/// Vectors (`(1, n)` tensors) end to end.
+fn concat(parts: &[&Tensor<(usize, usize), f32, Cpu>]) -> Buf {
+    let mut out = Buf::uninit(parts.iter().map(|t| t.shape().num_elements()).sum());
+    let mut at = 0;
+    for t in parts {
+        let n = t.shape().num_elements();
+        t.copy_into(&mut out[at..at + n]);
+        at += n;
     }
     out
 }
@@ -67,16 +88,16 @@ impl HostParams {
             .blocks
             .iter()
             .map(|b| HostBlock {
-                ln1: (b.ln1.gain.as_vec(), b.ln1.bias.as_vec()),
-                wqkv: pack_cols(&[b.wq.weight.as_vec(), b.wk.weight.as_vec(), b.wv.weight.as_vec()], d),
-                bqkv: [b.wq.bias.as_vec(), b.wk.bias.as_vec(), b.wv.bias.as_vec()].concat(),
-                wo: b.wo.weight.as_vec(),
-                bo: b.wo.bias.as_vec(),
-                ln2: (b.ln2.gain.as_vec(), b.ln2.bias.as_vec()),
-                w1: b.ff1.weight.as_vec(),
-                b1: b.ff1.bias.as_vec(),
-                w2: b.ff2.weight.as_vec(),
-                b2: b.ff2.bias.as_vec(),
+                ln1: (host(&b.ln1.gain), host(&b.ln1.bias)),
+                wqkv: pack_cols(&[&b.wq.weight, &b.wk.weight, &b.wv.weight], d),
+                bqkv: concat(&[&b.wq.bias, &b.wk.bias, &b.wv.bias]),
+                wo: host(&b.wo.weight),
+                bo: host(&b.wo.bias),
+                ln2: (host(&b.ln2.gain), host(&b.ln2.bias)),
+                w1: host(&b.ff1.weight),
+                b1: host(&b.ff1.bias),
+                w2: host(&b.ff2.weight),
+                b2: host(&b.ff2.bias),
             })
             .collect();
         Self {
@@ -86,12 +107,12 @@ impl HostParams {
             v: m.tok_emb.shape().0,
             max_len: m.pos_table.shape().0,
             learned_positions: cfg.positions == PositionKind::Learned,
-            tok_emb: m.tok_emb.as_vec(),
-            pos: m.pos_table.as_vec(),
+            tok_emb: host(&m.tok_emb),
+            pos: host(&m.pos_table),
             blocks,
-            ln_f: (m.ln_f.gain.as_vec(), m.ln_f.bias.as_vec()),
-            head_w: m.head.weight.as_vec(),
-            head_b: m.head.bias.as_vec(),
+            ln_f: (host(&m.ln_f.gain), host(&m.ln_f.bias)),
+            head_w: host(&m.head.weight),
+            head_b: host(&m.head.bias),
         }
     }
 
@@ -113,8 +134,16 @@ pub(crate) struct HostInputs {
 impl HostInputs {
     pub(crate) fn of(inp: &Inputs<Cpu>) -> Self {
         let (b, s) = *inp.ids.shape();
-        assert_eq!(*inp.positions.shape(), (b, s), "positions must be (batch, seq)");
-        assert_eq!(*inp.mask.shape(), (b, s, s), "mask must be (batch, seq, seq)");
+        assert_eq!(
+            *inp.positions.shape(),
+            (b, s),
+            "positions must be (batch, seq)"
+        );
+        assert_eq!(
+            *inp.mask.shape(),
+            (b, s, s),
+            "mask must be (batch, seq, seq)"
+        );
         Self {
             b,
             s,
@@ -128,30 +157,30 @@ impl HostInputs {
 /// Activations of one block kept for the backward pass.
 struct BlockCache {
     /// `(n, d)` normalised input of ln1 (before gain and bias), `(n,)` 1/σ
-    xhat1: Vec<f32>,
-    rstd1: Vec<f32>,
+    xhat1: Buf,
+    rstd1: Buf,
     /// `(n, d)` ln1 output
-    xn1: Vec<f32>,
+    xn1: Buf,
     /// `(n, 3d)` q | k | v
-    qkv: Vec<f32>,
+    qkv: Buf,
     /// `(b, h, s, s)` attention probabilities
-    p: Vec<f32>,
+    p: Buf,
     /// `(n, d)` heads' outputs side by side
-    ctx: Vec<f32>,
-    xhat2: Vec<f32>,
-    rstd2: Vec<f32>,
-    xn2: Vec<f32>,
+    ctx: Buf,
+    xhat2: Buf,
+    rstd2: Buf,
+    xn2: Buf,
     /// `(n, f)` feed-forward pre-activation and its GELU
-    h1: Vec<f32>,
-    a1: Vec<f32>,
+    h1: Buf,
+    a1: Buf,
 }
 
 /// Everything the backward pass reads.
 pub(crate) struct Cache {
     blocks: Vec<BlockCache>,
-    xhatf: Vec<f32>,
-    rstdf: Vec<f32>,
-    xnf: Vec<f32>,
+    xhatf: Buf,
+    rstdf: Buf,
+    xnf: Buf,
 }
 
 /// Logits `(n, v)`, and with `keep` the activations for [`backward`].
@@ -160,40 +189,73 @@ pub(crate) fn forward(w: &HostParams, inp: &HostInputs, keep: bool) -> (Vec<f32>
     let n = b * s;
     let dh = d / h;
     // (n, d): token embedding + position embedding
-    let mut x = vec![0.0f32; n * d];
+    let mut x = Buf::uninit(n * d);
     for (r, xr) in x.chunks_exact_mut(d).enumerate() {
         let (t, p) = (inp.ids[r], inp.positions[r]);
         assert!(t < v, "token id {t} out of range (vocab {v})");
-        assert!(p < w.max_len, "position id {p} out of range (max_len {})", w.max_len);
+        assert!(
+            p < w.max_len,
+            "position id {p} out of range (max_len {})",
+            w.max_len
+        );
         let (te, pe) = (&w.tok_emb[t * d..(t + 1) * d], &w.pos[p * d..(p + 1) * d]);
         for i in 0..d {
             xr[i] = te[i] + pe[i];
         }
     }
-    let kept = |len: usize| if keep { vec![0.0f32; len] } else { Vec::new() };
+    let kept = |len: usize| if keep { Buf::uninit(len) } else { Buf::empty() };
     let mut caches = Vec::with_capacity(if keep { w.blocks.len() } else { 0 });
     for blk in &w.blocks {
         // attention sub-layer: x += Wo·softmax(q·kᵀ/√dh + mask)·v + bo
-        let (mut xhat1, mut rstd1, mut xn1) = (kept(n * d), vec![0.0f32; n], vec![0.0f32; n * d]);
+        let (mut xhat1, mut rstd1, mut xn1) = (kept(n * d), Buf::uninit(n), Buf::uninit(n * d));
         layer_norm(&x, &blk.ln1.0, &blk.ln1.1, &mut xhat1, &mut xn1, &mut rstd1);
-        let mut qkv = vec![0.0f32; n * 3 * d];
-        fill_rows(&mut qkv, &blk.bqkv);
-        matmul(&mut qkv, &xn1, &blk.wqkv, (n, d, 3 * d), (false, false), true);
-        let mut p = vec![0.0f32; b * h * s * s];
-        let mut ctx = vec![0.0f32; n * d];
+        let mut qkv = Buf::uninit(n * 3 * d);
+        let bqkv = Some(&blk.bqkv[..]);
+        matmul_bias(
+            &mut qkv,
+            &xn1,
+            &blk.wqkv,
+            (n, d, 3 * d),
+            (false, false),
+            false,
+            bqkv,
+        );
+        let mut p = Buf::uninit(b * h * s * s);
+        let mut ctx = Buf::uninit(n * d);
         attention_forward(&qkv, &inp.mask, &mut p, &mut ctx, (b, s, h, dh));
-        add_row(&mut x, &blk.bo);
-        matmul(&mut x, &ctx, &blk.wo, (n, d, d), (false, false), true);
+        matmul_bias(
+            &mut x,
+            &ctx,
+            &blk.wo,
+            (n, d, d),
+            (false, false),
+            true,
+            Some(&blk.bo),
+        );
         // feed-forward sub-layer: x += W2·gelu(W1·ln(x) + b1) + b2
-        let (mut xhat2, mut rstd2, mut xn2) = (kept(n * d), vec![0.0f32; n], vec![0.0f32; n * d]);
+        let (mut xhat2, mut rstd2, mut xn2) = (kept(n * d), Buf::uninit(n), Buf::uninit(n * d));
         layer_norm(&x, &blk.ln2.0, &blk.ln2.1, &mut xhat2, &mut xn2, &mut rstd2);
-        let mut h1 = vec![0.0f32; n * f];
-        fill_rows(&mut h1, &blk.b1);
-        matmul(&mut h1, &xn2, &blk.w1, (n, d, f), (false, false), true);
-        let mut a1 = vec![0.0f32; n * f];
+        let mut h1 = Buf::uninit(n * f);
+        matmul_bias(
+            &mut h1,
+            &xn2,
+            &blk.w1,
+            (n, d, f),
+            (false, false),
+            false,
+            Some(&blk.b1),
+        );
+        let mut a1 = Buf::uninit(n * f);
         gelu_forward(&h1, &mut a1);
-        add_row(&mut x, &blk.b2);
-        matmul(&mut x, &a1, &blk.w2, (n, f, d), (false, false), true);
+        matmul_bias(
+            &mut x,
+            &a1,
+            &blk.w2,
+            (n, f, d),
+            (false, false),
+            true,
+            Some(&blk.b2),
+        );
         if keep {
             caches.push(BlockCache {
                 xhat1,
@@ -210,11 +272,19 @@ pub(crate) fn forward(w: &HostParams, inp: &HostInputs, keep: bool) -> (Vec<f32>
             });
         }
     }
-    let (mut xhatf, mut rstdf, mut xnf) = (kept(n * d), vec![0.0f32; n], vec![0.0f32; n * d]);
+    let (mut xhatf, mut rstdf, mut xnf) = (kept(n * d), Buf::uninit(n), Buf::uninit(n * d));
     layer_norm(&x, &w.ln_f.0, &w.ln_f.1, &mut xhatf, &mut xnf, &mut rstdf);
     let mut logits = vec![0.0f32; n * v];
-    fill_rows(&mut logits, &w.head_b);
-    matmul(&mut logits, &xnf, &w.head_w, (n, d, v), (false, false), true);
+    let head_b = Some(&w.head_b[..]);
+    matmul_bias(
+        &mut logits,
+        &xnf,
+        &w.head_w,
+        (n, d, v),
+        (false, false),
+        false,
+        head_b,
+    );
     let cache = keep.then_some(Cache {
         blocks: caches,
         xhatf,
@@ -224,7 +294,40 @@ pub(crate) fn forward(w: &HostParams, inp: &HostInputs, keep: bool) -> (Vec<f32>
     (logits, cache)
 }
 
-/// Per (batch row, head): `p = softmax(q·kᵀ/√dh + mask)`, `ctx = p·v`.
+/// Query rows per attention block (see [`key_extents`]).
+const QUERY_BLOCK: usize = 32;
+
+/// An additive mask value at or below this hides its key completely: with
+/// rewind's `MASKED` (-1e9) the key's softmax weight is exactly 0 for any
+/// finite scores below 1e8, so the key can be left out of the arithmetic.
+const HIDDEN: f32 = crate::data::MASKED * 0.5;
+
+/// For each batch row and block of [`QUERY_BLOCK`] queries, how many leading
+/// keys the block needs: one past the last key any of its queries sees. A
+/// causal mask lets a block skip every later key (about half the attention
+/// arithmetic at long sequences); a query that sees no key at all (padding)
+/// gets the uniform softmax over every key, as in the composite path, so
+/// its block keeps all of them.
+fn key_extents(mask: &[f32], b: usize, s: usize) -> Vec<usize> {
+    let nb = s.div_ceil(QUERY_BLOCK);
+    let mut out = vec![0usize; b * nb];
+    for bi in 0..b {
+        for blk in 0..nb {
+            let rows = blk * QUERY_BLOCK..((blk + 1) * QUERY_BLOCK).min(s);
+            out[bi * nb + blk] = rows
+                .map(|i| {
+                    let m = &mask[(bi * s + i) * s..(bi * s + i + 1) * s];
+                    m.iter().rposition(|&x| x > HIDDEN).map_or(s, |j| j + 1)
+                })
+                .max()
+                .unwrap_or(s);
+        }
+    }
+    out
+}
+
+/// Per (batch row, head): `p = softmax(q·kᵀ/√dh + mask)`, `ctx = p·v`,
+/// block by block of queries; `p` is 0 at the keys a block skips.
 fn attention_forward(
     qkv: &[f32],
     mask: &[f32],
@@ -238,31 +341,77 @@ fn attention_forward(
     assert_eq!(qkv.len(), b * s * 3 * d);
     assert_eq!(ctx.len(), b * s * d);
     assert_eq!(p.len(), b * h * ss);
+    assert_eq!(mask.len(), b * ss);
+    let ext = key_extents(mask, b, s);
+    let nb = s.div_ceil(QUERY_BLOCK);
     let ctx_ptr = SendPtr(ctx.as_mut_ptr());
     let qkv_ptr = qkv.as_ptr() as usize;
-    p.par_chunks_mut(ss).enumerate().for_each(|(t, pt)| {
-        let (bi, hi) = (t / h, t % h);
-        let base = (qkv_ptr as *const f32).wrapping_add(bi * s * 3 * d + hi * dh);
-        let q = View { ptr: base, rs: d3, cs: 1 };
-        let kt = View { ptr: base.wrapping_add(d), rs: 1, cs: d3 };
-        let vv = View { ptr: base.wrapping_add(2 * d), rs: d3, cs: 1 };
-        let pv = View { ptr: pt.as_ptr(), rs: s as isize, cs: 1 };
-        let ctx_ptr = ctx_ptr;
-        // SAFETY: q, k, v address rows bi*s..(bi+1)*s and columns of head hi
-        // inside `qkv` (length checked above); this task alone writes `pt`
-        // and the (s, dh) block of `ctx` at rows of bi, columns of head hi.
-        unsafe {
-            gemm_raw((s, dh, s), pt.as_mut_ptr(), s as isize, false, q, kt, 1);
-            masked_softmax(pt, &mask[bi * ss..(bi + 1) * ss], scale, s);
-            let out = ctx_ptr.0.add(bi * s * d + hi * dh);
-            gemm_raw((s, s, dh), out, d as isize, false, pv, vv, 1);
-        }
-    });
+    p.par_chunks_mut(ss)
+        .enumerate()
+        .with_min_len(min_len())
+        .for_each(|(t, pt)| {
+            let (bi, hi) = (t / h, t % h);
+            let base = (qkv_ptr as *const f32).wrapping_add(bi * s * 3 * d + hi * dh);
+            for blk in 0..nb {
+                let i0 = blk * QUERY_BLOCK;
+                let rows = QUERY_BLOCK.min(s - i0);
+                let kr = ext[bi * nb + blk];
+                let q = View {
+                    ptr: base.wrapping_add(i0 * 3 * d),
+                    rs: d3,
+                    cs: 1,
+                };
+                let kt = View {
+                    ptr: base.wrapping_add(d),
+                    rs: 1,
+                    cs: d3,
+                };
+                let vv = View {
+                    ptr: base.wrapping_add(2 * d),
+                    rs: d3,
+                    cs: 1,
+                };
+                let pblk = &mut pt[i0 * s..(i0 + rows) * s];
+                // SAFETY: q, k, v address rows of batch row bi and the columns
+                // of head hi inside `qkv` (length checked above); this task
+                // alone writes `pt` and the ctx block of (bi, hi).
+                unsafe {
+                    gemm_raw(
+                        (rows, dh, kr),
+                        pblk.as_mut_ptr(),
+                        s as isize,
+                        false,
+                        q,
+                        kt,
+                        None,
+                        1,
+                    );
+                }
+                for r in 0..rows {
+                    let row = &mut pblk[r * s..(r + 1) * s];
+                    let m = &mask[bi * ss + (i0 + r) * s..][..kr];
+                    masked_softmax(&mut row[..kr], m, scale, kr);
+                    row[kr..].fill(0.0);
+                }
+                let pv = View {
+                    ptr: pblk.as_ptr(),
+                    rs: s as isize,
+                    cs: 1,
+                };
+                // SAFETY: as above.
+                unsafe {
+                    let out = ctx_ptr.get().add((bi * s + i0) * d + hi * dh);
+                    gemm_raw((rows, kr, dh), out, d as isize, false, pv, vv, None, 1);
+                }
+            }
+        });
 }
 
-/// Attention backward: from `dctx` `(n, d)` to `dqkv` `(n, 3d)` (written).
+/// Attention backward: from `dctx` `(n, d)` to `dqkv` `(n, 3d)` (written),
+/// over the same query blocks and key extents as the forward pass.
 fn attention_backward(
     qkv: &[f32],
+    mask: &[f32],
     p: &[f32],
     dctx: &[f32],
     dqkv: &mut [f32],
@@ -275,51 +424,124 @@ fn attention_backward(
     assert_eq!(dqkv.len(), b * s * 3 * d);
     assert_eq!(dctx.len(), b * s * d);
     assert_eq!(p.len(), b * h * ss);
+    let ext = key_extents(mask, b, s);
+    let nb = s.div_ceil(QUERY_BLOCK);
     let out = SendPtr(dqkv.as_mut_ptr());
     let qkv_ptr = qkv.as_ptr() as usize;
     let dctx_ptr = dctx.as_ptr() as usize;
-    p.par_chunks(ss).enumerate().for_each_init(
-        || vec![0.0f32; ss],
-        |dp, (t, pt)| {
-            let (bi, hi) = (t / h, t % h);
-            let off = bi * s * 3 * d + hi * dh;
-            let base = (qkv_ptr as *const f32).wrapping_add(off);
-            let q = View { ptr: base, rs: d3, cs: 1 };
-            let k = View { ptr: base.wrapping_add(d), rs: d3, cs: 1 };
-            let vt = View { ptr: base.wrapping_add(2 * d), rs: 1, cs: d3 };
-            let dc = View {
-                ptr: (dctx_ptr as *const f32).wrapping_add(bi * s * d + hi * dh),
-                rs: d as isize,
-                cs: 1,
-            };
-            let pmt = View { ptr: pt.as_ptr(), rs: 1, cs: s as isize };
-            let out = out;
-            // SAFETY: reads stay inside qkv / dctx / p (lengths checked
-            // above); this task alone writes the q, k and v blocks of head hi
-            // at the rows of batch row bi in `dqkv`, and its own `dp`.
-            unsafe {
-                // dP = dctx · vᵀ; dV = Pᵀ · dctx
-                gemm_raw((s, dh, s), dp.as_mut_ptr(), s as isize, false, dc, vt, 1);
-                let dv = out.0.add(off + 2 * d);
-                gemm_raw((s, s, dh), dv, d3, false, pmt, dc, 1);
-                // dS = scale · P ∘ (dP - rowsum(dP ∘ P))
-                softmax_back(pt, dp, s, scale * 1.001);
-                let ds = View { ptr: dp.as_ptr(), rs: s as isize, cs: 1 };
-                let dst = View { ptr: dp.as_ptr(), rs: 1, cs: s as isize };
-                // dQ = dS · k; dK = dSᵀ · q
-                gemm_raw((s, s, dh), out.0.add(off), d3, false, ds, k, 1);
-                gemm_raw((s, s, dh), out.0.add(off + d), d3, false, dst, q, 1);
-            }
-        },
-    );
+    p.par_chunks(ss)
+        .enumerate()
+        .with_min_len(min_len())
+        .for_each_init(
+            // dP of a query block
+            || vec![0.0f32; QUERY_BLOCK * s],
+            |scratch, (t, pt)| {
+                let (bi, hi) = (t / h, t % h);
+                let off = bi * s * 3 * d + hi * dh;
+                let base = (qkv_ptr as *const f32).wrapping_add(off);
+                // SAFETY (every block below): reads stay inside qkv / dctx / p
+                // (lengths checked above); this task alone writes the q, k and v
+                // blocks of head hi at the rows of batch row bi in `dqkv`, and
+                // its own `dp`.
+                unsafe {
+                    // dK and dV accumulate over query blocks: start from 0
+                    for j in 0..s {
+                        let row = out.get().add(off + j * 3 * d);
+                        std::slice::from_raw_parts_mut(row.add(d), dh).fill(0.0);
+                        std::slice::from_raw_parts_mut(row.add(2 * d), dh).fill(0.0);
+                    }
+                }
+                for blk in 0..nb {
+                    let i0 = blk * QUERY_BLOCK;
+                    let rows = QUERY_BLOCK.min(s - i0);
+                    let kr = ext[bi * nb + blk];
+                    let q = View {
+                        ptr: base.wrapping_add(i0 * 3 * d),
+                        rs: d3,
+                        cs: 1,
+                    };
+                    let k = View {
+                        ptr: base.wrapping_add(d),
+                        rs: d3,
+                        cs: 1,
+                    };
+                    let vt = View {
+                        ptr: base.wrapping_add(2 * d),
+                        rs: 1,
+                        cs: d3,
+                    };
+                    let dc = View {
+                        ptr: (dctx_ptr as *const f32).wrapping_add((bi * s + i0) * d + hi * dh),
+                        rs: d as isize,
+                        cs: 1,
+                    };
+                    let pblk = &pt[i0 * s..(i0 + rows) * s];
+                    let pmt = View {
+                        ptr: pblk.as_ptr(),
+                        rs: 1,
+                        cs: s as isize,
+                    };
+                    let dpb = &mut scratch[..rows * kr];
+                    unsafe {
+                        // dP = dctx · vᵀ; dV += Pᵀ · dctx
+                        gemm_raw(
+                            (rows, dh, kr),
+                            dpb.as_mut_ptr(),
+                            kr as isize,
+                            false,
+                            dc,
+                            vt,
+                            None,
+                            1,
+                        );
+                        let dv = out.get().add(off + 2 * d);
+                        gemm_raw((kr, rows, dh), dv, d3, true, pmt, dc, None, 1);
+                    }
+                    // dS = scale · P ∘ (dP - rowsum(dP ∘ P))
+                    for r in 0..rows {
+                        softmax_back(
+                            &pblk[r * s..r * s + kr],
+                            &mut dpb[r * kr..(r + 1) * kr],
+                            kr,
+                            scale,
+                        );
+                    }
+                    let ds = View {
+                        ptr: dpb.as_ptr(),
+                        rs: kr as isize,
+                        cs: 1,
+                    };
+                    let dst = View {
+                        ptr: dpb.as_ptr(),
+                        rs: 1,
+                        cs: kr as isize,
+                    };
+                    unsafe {
+                        // dQ = dS · k; dK += dSᵀ · q
+                        let dq = out.get().add(off + i0 * 3 * d);
+                        gemm_raw((rows, kr, dh), dq, d3, false, ds, k, None, 1);
+                        gemm_raw(
+                            (kr, rows, dh),
+                            out.get().add(off + d),
+                            d3,
+                            true,
+                            dst,
+                            q,
+                            None,
+                            1,
+                        );
+                    }
+                }
+            },
+        );
 }
 
 /// Splits `(d, 3d)` side by side into three `(d, d)`.
-fn unpack_cols(m: &[f32], d: usize, parts: usize) -> Vec<Vec<f32>> {
+fn unpack_cols(m: &[f32], d: usize, parts: usize) -> Vec<Buf> {
     let w = parts * d;
     (0..parts)
         .map(|p| {
-            let mut out = vec![0.0f32; d * d];
+            let mut out = Buf::uninit(d * d);
             for r in 0..d {
                 out[r * d..(r + 1) * d].copy_from_slice(&m[r * w + p * d..r * w + (p + 1) * d]);
             }
@@ -330,73 +552,105 @@ fn unpack_cols(m: &[f32], d: usize, parts: usize) -> Vec<Vec<f32>> {
 
 /// Gradients of every parameter, in `Transformer::params` order, given the
 /// gradient of the logits `(n, v)`.
-pub(crate) fn backward(w: &HostParams, inp: &HostInputs, c: &Cache, dlogits: &[f32]) -> Vec<Vec<f32>> {
+pub(crate) fn backward(w: &HostParams, inp: &HostInputs, c: &Cache, dlogits: &[f32]) -> Vec<Buf> {
     let (b, s, d, h, f, v) = (inp.b, inp.s, w.d, w.h, w.f, w.v);
     let n = b * s;
     let dh = d / h;
     assert_eq!(dlogits.len(), n * v);
     // head: logits = xnf · Wh + bh
-    let mut g_head_w = vec![0.0f32; d * v];
-    matmul(&mut g_head_w, &c.xnf, dlogits, (d, n, v), (true, false), false);
-    let g_head_b = col_sum(dlogits, v);
-    let mut dxn = vec![0.0f32; n * d];
-    matmul(&mut dxn, dlogits, &w.head_w, (n, v, d), (false, true), false);
+    let mut g_head_w = Buf::uninit(d * v);
+    matmul(
+        &mut g_head_w,
+        &c.xnf,
+        dlogits,
+        (d, n, v),
+        (true, false),
+        false,
+    );
+    let g_head_b = Buf::from(col_sum(dlogits, v));
+    let mut dxn = Buf::uninit(n * d);
+    matmul(
+        &mut dxn,
+        dlogits,
+        &w.head_w,
+        (n, v, d),
+        (false, true),
+        false,
+    );
     // (n, d): gradient of the residual stream
-    let mut dres = vec![0.0f32; n * d];
+    let mut dres = Buf::uninit(n * d);
     let (g_lnf_g, g_lnf_b) = layer_norm_back(&dxn, &c.xhatf, &c.rstdf, &w.ln_f.0, &mut dres, false);
-    let mut block_grads: Vec<Vec<Vec<f32>>> = Vec::with_capacity(w.blocks.len());
-    let mut da = vec![0.0f32; n * f];
-    let mut dctx = vec![0.0f32; n * d];
-    let mut dqkv = vec![0.0f32; n * 3 * d];
+    let mut block_grads: Vec<Vec<Buf>> = Vec::with_capacity(w.blocks.len());
+    let mut da = Buf::uninit(n * f);
+    let mut dctx = Buf::uninit(n * d);
+    let mut dqkv = Buf::uninit(n * 3 * d);
     for (blk, bc) in w.blocks.iter().zip(&c.blocks).rev() {
         // feed-forward: x += a1 · W2 + b2, a1 = gelu(h1), h1 = xn2 · W1 + b1
-        let mut g_w2 = vec![0.0f32; f * d];
+        let mut g_w2 = Buf::uninit(f * d);
         matmul(&mut g_w2, &bc.a1, &dres, (f, n, d), (true, false), false);
         let g_b2 = col_sum(&dres, d);
         matmul(&mut da, &dres, &blk.w2, (n, d, f), (false, true), false);
-        gelu_backward(&bc.h1, &mut da);
-        let mut g_w1 = vec![0.0f32; d * f];
+        gelu_backward(&bc.h1, &bc.a1, &mut da);
+        let mut g_w1 = Buf::uninit(d * f);
         matmul(&mut g_w1, &bc.xn2, &da, (d, n, f), (true, false), false);
         let g_b1 = col_sum(&da, f);
         matmul(&mut dxn, &da, &blk.w1, (n, f, d), (false, true), false);
         let (g_ln2_g, g_ln2_b) =
             layer_norm_back(&dxn, &bc.xhat2, &bc.rstd2, &blk.ln2.0, &mut dres, true);
         // attention: x += ctx · Wo + bo
-        let mut g_wo = vec![0.0f32; d * d];
+        let mut g_wo = Buf::uninit(d * d);
         matmul(&mut g_wo, &bc.ctx, &dres, (d, n, d), (true, false), false);
         let g_bo = col_sum(&dres, d);
         matmul(&mut dctx, &dres, &blk.wo, (n, d, d), (false, true), false);
-        attention_backward(&bc.qkv, &bc.p, &dctx, &mut dqkv, (b, s, h, dh));
-        let mut g_wqkv = vec![0.0f32; d * 3 * d];
-        matmul(&mut g_wqkv, &bc.xn1, &dqkv, (d, n, 3 * d), (true, false), false);
+        attention_backward(&bc.qkv, &inp.mask, &bc.p, &dctx, &mut dqkv, (b, s, h, dh));
+        let mut g_wqkv = Buf::uninit(d * 3 * d);
+        matmul(
+            &mut g_wqkv,
+            &bc.xn1,
+            &dqkv,
+            (d, n, 3 * d),
+            (true, false),
+            false,
+        );
         let g_bqkv = col_sum(&dqkv, 3 * d);
-        matmul(&mut dxn, &dqkv, &blk.wqkv, (n, 3 * d, d), (false, true), false);
+        matmul(
+            &mut dxn,
+            &dqkv,
+            &blk.wqkv,
+            (n, 3 * d, d),
+            (false, true),
+            false,
+        );
         let (g_ln1_g, g_ln1_b) =
             layer_norm_back(&dxn, &bc.xhat1, &bc.rstd1, &blk.ln1.0, &mut dres, true);
         let mut w3 = unpack_cols(&g_wqkv, d, 3).into_iter();
         let (g_wq, g_wk, g_wv) = (w3.next().unwrap(), w3.next().unwrap(), w3.next().unwrap());
         block_grads.push(vec![
-            g_ln1_g,
-            g_ln1_b,
+            g_ln1_g.into(),
+            g_ln1_b.into(),
             g_wq,
-            g_bqkv[..d].to_vec(),
+            g_bqkv[..d].to_vec().into(),
             g_wk,
-            g_bqkv[d..2 * d].to_vec(),
+            g_bqkv[d..2 * d].to_vec().into(),
             g_wv,
-            g_bqkv[2 * d..].to_vec(),
+            g_bqkv[2 * d..].to_vec().into(),
             g_wo,
-            g_bo,
-            g_ln2_g,
-            g_ln2_b,
+            g_bo.into(),
+            g_ln2_g.into(),
+            g_ln2_b.into(),
             g_w1,
-            g_b1,
+            g_b1.into(),
             g_w2,
-            g_b2,
+            g_b2.into(),
         ]);
     }
     // embeddings: scatter-add the residual gradient by token and position id
-    let mut g_tok = vec![0.0f32; v * d];
-    let mut g_pos = vec![0.0f32; if w.learned_positions { w.max_len * d } else { 0 }];
+    let mut g_tok = Buf::zeroed(v * d);
+    let mut g_pos = Buf::zeroed(if w.learned_positions {
+        w.max_len * d
+    } else {
+        0
+    });
     for (r, g) in dres.chunks_exact(d).enumerate() {
         let t = inp.ids[r];
         add_assign(&mut g_tok[t * d..(t + 1) * d], g);
@@ -412,6 +666,6 @@ pub(crate) fn backward(w: &HostParams, inp: &HostInputs, c: &Cache, dlogits: &[f
     for g in block_grads.into_iter().rev() {
         out.extend(g);
     }
-    out.extend([g_lnf_g, g_lnf_b, g_head_w, g_head_b]);
+    out.extend([g_lnf_g.into(), g_lnf_b.into(), g_head_w, g_head_b]);
     out
 }
