@@ -65,6 +65,13 @@ pub fn run_command(config: &Path, args: &RunArgs) -> Result<()> {
         }
         return Ok(());
     }
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        // Measured (issue 4 note): a single small-model run is fastest on
+        // every core; concurrent runs each take an equal share.
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let concurrent = args.jobs.max(1).min(selected.len().max(1));
+        std::env::set_var("RAYON_NUM_THREADS", (cores / concurrent).max(1).to_string());
+    }
     if sw.runs.len() == 1 && args.shard.is_none() {
         let opts = RunOptions {
             results_root: args.results.clone(),

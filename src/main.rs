@@ -12,8 +12,10 @@ use rewind::commands::{self, RunArgs};
 #[derive(Parser)]
 #[command(version, about, long_about = None)]
 struct Cli {
-    /// Threads for the matrix kernels (sets RAYON_NUM_THREADS). Default: the
-    /// RAYON_NUM_THREADS environment variable, else 1 (fastest for small models on CPU).
+    /// Threads for the matrix kernels of each run (sets RAYON_NUM_THREADS). Default: the
+    /// RAYON_NUM_THREADS environment variable, else for `run` the cores divided among the runs
+    /// trained at once (a single run uses every core; a sweep with --jobs = cores uses 1 each),
+    /// and 1 for other commands.
     #[arg(long, global = true)]
     threads: Option<usize>,
     #[command(subcommand)]
@@ -138,7 +140,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.threads {
         Some(n) => std::env::set_var("RAYON_NUM_THREADS", n.max(1).to_string()),
-        None if std::env::var_os("RAYON_NUM_THREADS").is_none() => {
+        // `run` decides once it knows how many runs train at once
+        None if std::env::var_os("RAYON_NUM_THREADS").is_none()
+            && !matches!(cli.command, Command::Run { .. }) =>
+        {
             std::env::set_var("RAYON_NUM_THREADS", "1")
         }
         None => {}

@@ -11,6 +11,13 @@
 //! gains are stored as `(1, n)` rows), which keeps the optimiser, gradient
 //! clipping and checkpointing one code path. Weights are `(in, out)`, so a
 //! layer is `x · W + b` (PyTorch's `nn.Linear` stores the transpose).
+//!
+//! On the CPU, [`Transformer::forward`] and [`Transformer::forward_train`]
+//! run the same arithmetic as one fused op with a hand-written backward
+//! (`model::cpu`, several times faster); the tensor-op version written here
+//! is [`Transformer::forward_reference`], used on other devices, for
+//! training with dropout, and as the reference the fused op is tested
+//! against.
 
 pub mod cache;
 mod config;
