@@ -44,7 +44,7 @@ SIZES = {
 
 
 def step_flops(c):
-    """Matmul FLOPs of one step, as rewind::bench::train_step_flops counts them."""
+    """Matmul FLOPs of one step, as rewind::cli::bench::train_step_flops counts them."""
     n = c["batch"] * c["seq"]
     d, f, v = c["d_model"], c["ff"], c["vocab"]
     per_layer = 2 * n * (4 * d * d + 2 * d * f) + 2 * 2 * n * c["seq"] * d

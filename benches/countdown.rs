@@ -22,10 +22,10 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
-use rewind::countdown::path::render_completion;
-use rewind::countdown::puzzle::{game24_multisets, sample_solvable, CountdownSpec};
-use rewind::countdown::search::{self, StrategyMix};
-use rewind::countdown::solver::{solve, Ratio};
+use rewind::tasks::countdown::path::render_completion;
+use rewind::tasks::countdown::puzzle::{game24_multisets, sample_solvable, CountdownSpec};
+use rewind::tasks::countdown::search::{self, StrategyMix};
+use rewind::tasks::countdown::solver::{solve, Ratio};
 
 /// SplitMix64, identical to the Python script's generator.
 struct SplitMix(u64);
@@ -131,7 +131,7 @@ fn traces(c: &mut Criterion) {
             for (n, t) in &inst {
                 let s = mix.sample(&mut rng);
                 let tr = search::run(black_box(n), *t, s, &mut rng);
-                let to_r = |p: Vec<rewind::countdown::Move<i64>>| {
+                let to_r = |p: Vec<rewind::tasks::countdown::Move<i64>>| {
                     p.iter().map(|m| m.to_ratio()).collect::<Vec<_>>()
                 };
                 if let Some(p) = tr.success_path() {

@@ -12,11 +12,11 @@
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use dfdx::prelude::*;
-use rewind::device::{default_device, Dev};
+use rewind::data::vocab::{self, BKSP, EOS};
 use rewind::eval::{generate, generate_cached, generate_uncached, Decoding};
-use rewind::model::cache::CachedDecoder;
+use rewind::model::decode::CachedDecoder;
+use rewind::model::device::{default_device, Dev};
 use rewind::model::{rng_for, ModelConfig, PositionKind, Transformer};
-use rewind::vocab::{self, BKSP, EOS};
 
 const BATCH: usize = 8;
 const NEW_TOKENS: usize = 128;

@@ -15,18 +15,18 @@
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use rewind::bench::{random_causal_batch, TrainStepBench};
-use rewind::config::{ExperimentConfig, ObjectiveConfig};
+use rewind::cli::bench::{random_causal_batch, TrainStepBench};
 use rewind::data::Batch;
-use rewind::device::default_device;
-use rewind::model::{rng_for, Dropout, ModelConfig, Transformer};
-use rewind::optim::{AdamW, AdamWConfig};
+use rewind::experiment::config::{ExperimentConfig, ObjectiveConfig};
+use rewind::model::device::default_device;
+use rewind::model::{rng_for, Dropout, Inputs, ModelConfig, Transformer};
+use rewind::train::optim::{AdamW, AdamWConfig};
 use rewind::train::{train_step, train_step_reference, StepSpec};
 
 fn quickstart() -> (ModelConfig, Batch) {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/experiments/quickstart.toml");
     let cfg = ExperimentConfig::from_file(std::path::Path::new(path)).expect("quickstart config");
-    let kind = rewind::registry::kind(&cfg.experiment.kind).expect("kind");
+    let kind = rewind::tasks::registry::kind(&cfg.experiment.kind).expect("kind");
     let task = (kind.build)(&cfg.data, 0).expect("task");
     let mut rng = rng_for(0, "bench");
     let examples: Vec<_> = (0..cfg.stages[0].batch_size)
@@ -77,7 +77,7 @@ fn bench_model(c: &mut Criterion, name: &str, cfg: &ModelConfig, batch: &Batch, 
             .expect("step")
         })
     });
-    let inputs = batch.inputs(&dev);
+    let inputs = Inputs::from_batch(&batch, &dev);
     g.bench_function("forward", |b| b.iter(|| model.forward(&inputs)));
     if reference {
         g.bench_function("train_step_reference", |b| {

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use rewind::commands::{self, RunArgs};
+use rewind::cli::commands::{self, RunArgs};
 
 /// rewind: train small transformers that learn to undo mistakes
 /// (SequenceMatch, <bksp>) and to learn from failures without forgetting (UFT).
@@ -73,7 +73,7 @@ enum Command {
     /// Benchmarks for the performance table: `rewind bench train-step --help`.
     Bench {
         #[command(subcommand)]
-        what: rewind::bench::BenchCommand,
+        what: rewind::cli::bench::BenchCommand,
     },
     /// List the experiment kinds and the configs in experiments/ with their descriptions.
     List {
@@ -168,7 +168,7 @@ fn main() -> ExitCode {
                     .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
                 shard: shard
                     .as_deref()
-                    .map(rewind::sweep::parse_shard)
+                    .map(rewind::experiment::sweep::parse_shard)
                     .transpose()?,
                 quiet,
             };
@@ -178,9 +178,11 @@ fn main() -> ExitCode {
         Command::Plot { dir } => commands::plot_command(&dir),
         Command::List { dir } => commands::list_command(&dir),
         Command::Bench { what } => {
-            rewind::bench::bench_command(&what).map(|text| println!("{text}"))
+            rewind::cli::bench::bench_command(&what).map(|text| println!("{text}"))
         }
-        Command::Config { explain } => rewind::explain::explain(&explain).map(|t| println!("{t}")),
+        Command::Config { explain } => {
+            rewind::experiment::explain::explain(&explain).map(|t| println!("{t}"))
+        }
         Command::Sample {
             checkpoint,
             prompts,
@@ -192,13 +194,12 @@ fn main() -> ExitCode {
             numbers,
             target,
             game24,
-        } => rewind::countdown::solve_command(&numbers, target, game24)
+        } => rewind::tasks::countdown::solve_command(&numbers, target, game24)
             .map(|line| println!("{line}")),
         Command::Data {
             what: DataCommand::Countdown { config, out },
-        } => {
-            rewind::countdown::data_command(&config, out.as_deref()).map(|text| println!("{text}"))
-        }
+        } => rewind::tasks::countdown::data_command(&config, out.as_deref())
+            .map(|text| println!("{text}")),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::vocab::VOCAB_SIZE;
+use crate::data::vocab::VOCAB_SIZE;
 
 /// How positions are encoded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -19,7 +19,7 @@ pub enum PositionKind {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ModelConfig {
-    /// Vocabulary size. Fixed by `rewind::vocab` (100); only there so a
+    /// Vocabulary size. Fixed by `rewind::data::vocab` (100); only there so a
     /// checkpoint records it. Default 100.
     pub vocab_size: usize,
     /// Width of the residual stream. Must be divisible by `n_heads`. Default 128.
@@ -61,7 +61,7 @@ impl ModelConfig {
         self.validate_shape()?;
         if self.vocab_size != VOCAB_SIZE {
             return Err(format!(
-                "model.vocab_size = {}: must be {VOCAB_SIZE} (the fixed vocabulary, see rewind::vocab)",
+                "model.vocab_size = {}: must be {VOCAB_SIZE} (the fixed vocabulary, see rewind::data::vocab)",
                 self.vocab_size
             ));
         }

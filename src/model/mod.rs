@@ -19,9 +19,11 @@
 //! training with dropout, and as the reference the fused op is tested
 //! against.
 
-pub mod cache;
 mod config;
-pub(crate) mod cpu;
+pub mod decode;
+pub mod device;
+pub(crate) mod fused;
+mod fused_host;
 mod layers;
 
 pub use config::{ModelConfig, PositionKind};
@@ -33,6 +35,8 @@ use rand_distr::{Distribution, Normal};
 
 use layers::{layer_norm, linear, LayerNorm, Linear};
 
+use crate::data::Batch;
+
 /// Inputs of one forward pass, already on the device.
 ///
 /// # Shapes
@@ -43,6 +47,17 @@ pub struct Inputs<D: Device<f32>> {
     pub ids: Tensor<(usize, usize), usize, D>,
     pub positions: Tensor<(usize, usize), usize, D>,
     pub mask: Tensor<(usize, usize, usize), f32, D>,
+}
+
+impl<D: Device<f32>> Inputs<D> {
+    /// The model inputs of a host [`Batch`] (ids, positions, mask), on `dev`.
+    pub fn from_batch(b: &Batch, dev: &D) -> Self {
+        Self {
+            ids: dev.tensor_from_vec(b.ids.clone(), (b.batch, b.seq)),
+            positions: dev.tensor_from_vec(b.positions.clone(), (b.batch, b.seq)),
+            mask: dev.tensor_from_vec(b.mask.clone(), (b.batch, b.seq, b.seq)),
+        }
+    }
 }
 
 /// Logits `(batch, seq, vocab)`, with tape `T`.
@@ -188,7 +203,7 @@ impl<D: Device<f32>> Transformer<D> {
     /// Forward pass without a tape (inference). On `Cpu` this is the fused
     /// path (`model::cpu`); elsewhere [`Self::forward_reference`].
     pub fn forward(&self, inp: &Inputs<D>) -> Logits<D, NoneTape> {
-        cpu::forward(self, inp).unwrap_or_else(|| self.forward_reference(inp))
+        fused::forward(self, inp).unwrap_or_else(|| self.forward_reference(inp))
     }
 
     /// Forward pass recording a tape into `grads` (training). On `Cpu`
@@ -204,7 +219,7 @@ impl<D: Device<f32>> Transformer<D> {
         if dropout.is_active() {
             return self.forward_train_reference(inp, grads, dropout);
         }
-        match cpu::forward_train(self, inp, grads) {
+        match fused::forward_train(self, inp, grads) {
             Ok(logits) => logits,
             Err(grads) => self.forward_train_reference(inp, grads, dropout),
         }

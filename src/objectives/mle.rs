@@ -9,6 +9,20 @@
 
 use dfdx::prelude::*;
 
+/// A batch's targets and loss weights on `dev`, each `(batch, seq)`.
+pub fn targets_on<D: Device<f32>>(
+    b: &crate::data::Batch,
+    dev: &D,
+) -> (
+    Tensor<(usize, usize), usize, D>,
+    Tensor<(usize, usize), f32, D>,
+) {
+    (
+        dev.tensor_from_vec(b.targets.clone(), (b.batch, b.seq)),
+        dev.tensor_from_vec(b.weights.clone(), (b.batch, b.seq)),
+    )
+}
+
 /// Mean weighted negative log-likelihood.
 ///
 /// # Shapes
@@ -39,7 +53,7 @@ pub fn mle_loss_cpu(
     weights: &[f32],
     weight_sum: f32,
 ) -> Tensor<Rank0, f32, Cpu, OwnedTape<f32, Cpu>> {
-    use crate::model::cpu::kernels::{cross_entropy_backward, log_softmax_pick};
+    use crate::kernels::ops::{cross_entropy_backward, log_softmax_pick};
     let (b, s, v) = *logits.shape();
     assert_eq!(targets.len(), b * s, "targets must be (batch, seq)");
     assert_eq!(weights.len(), b * s, "weights must be (batch, seq)");

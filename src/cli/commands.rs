@@ -1,0 +1,289 @@
+//! What the CLI subcommands do (main.rs only parses arguments).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+
+use crate::data::vocab;
+use crate::eval::{generate, Decoding};
+use crate::experiment::config::ExperimentConfig;
+use crate::experiment::run::{run, RunOptions};
+use crate::experiment::sweep::{self, RunSpec, SweepOptions};
+use crate::model::device;
+use crate::model::rng_for;
+use crate::tasks::registry;
+use crate::train::checkpoint::Checkpoint;
+
+/// Arguments of `rewind run`.
+#[derive(Clone, Debug, Default)]
+pub struct RunArgs {
+    pub results: PathBuf,
+    pub fresh: bool,
+    pub resume: bool,
+    pub dry_run: bool,
+    pub jobs: usize,
+    pub shard: Option<(usize, usize)>,
+    pub quiet: bool,
+}
+
+/// `rewind run CONFIG`: one run, or a sweep of runs.
+pub fn run_command(config: &Path, args: &RunArgs) -> Result<()> {
+    let cfg = ExperimentConfig::from_file(config)?;
+    let sw =
+        sweep::expand(&cfg).with_context(|| format!("invalid sweep in {}", config.display()))?;
+    let selected: Vec<&RunSpec> = match args.shard {
+        Some(s) => sweep::shard(&sw.runs, s),
+        None => sw.runs.iter().collect(),
+    };
+    if args.dry_run {
+        println!(
+            "{}: {} run(s){}; axes: {}",
+            sw.name,
+            sw.runs.len(),
+            args.shard.map_or(String::new(), |(i, n)| format!(
+                ", shard {i}/{n} has {}",
+                selected.len()
+            )),
+            if sw.axes.is_empty() {
+                "none".to_string()
+            } else {
+                sw.axes
+                    .iter()
+                    .map(|a| format!("{} ({} values)", a.path, a.values.len()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        );
+        for spec in selected {
+            let dir = crate::experiment::run::run_dir(spec, &args.results);
+            let state = if dir.join("summary.json").exists() {
+                "finished"
+            } else if dir.join("checkpoint.safetensors").exists() {
+                "partial"
+            } else {
+                "new"
+            };
+            println!("{:>4}  {:<9} {}", spec.index, state, dir.display());
+        }
+        return Ok(());
+    }
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        // Measured (issue 4 note): a single small-model run is fastest on
+        // every core; concurrent runs each take an equal share.
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let concurrent = args.jobs.max(1).min(selected.len().max(1));
+        std::env::set_var("RAYON_NUM_THREADS", (cores / concurrent).max(1).to_string());
+    }
+    if sw.runs.len() == 1 && args.shard.is_none() {
+        let opts = RunOptions {
+            results_root: args.results.clone(),
+            fresh: args.fresh,
+            require_resume: args.resume,
+            quiet: args.quiet,
+            ..Default::default()
+        };
+        let summary = run(&sw.runs[0], device::default_device(), device::NAME, &opts)?
+            .context("run stopped early")?;
+        println!(
+            "{}",
+            crate::experiment::report::summary_text(&summary, &args.results)
+        );
+        return Ok(());
+    }
+    if args.resume {
+        bail!("--resume applies to a single run; a sweep always resumes unfinished runs");
+    }
+    let opts = SweepOptions {
+        results_root: args.results.clone(),
+        fresh: args.fresh,
+        jobs: args.jobs,
+        shard: args.shard,
+        quiet: args.quiet,
+    };
+    let report = sweep::run_sweep(&sw, &opts)?;
+    let dir = args.results.join(&sw.name);
+    let plots = crate::plot::plot_sweep(&dir);
+    println!("== {} ==", sw.name);
+    println!(
+        "{}/{} run(s) finished in this invocation's selection",
+        report.finished, report.selected
+    );
+    let split = cfg
+        .eval
+        .splits
+        .iter()
+        .find(|s| *s == "test")
+        .unwrap_or(&cfg.eval.splits[0])
+        .clone();
+    for (label, mean, min, max, n) in sweep::seed_means(&sw, &args.results, &split) {
+        println!(
+            "  {label:<40} {split} exact-match {:6.2}%  (min {:.2}%, max {:.2}%, {n} seed(s))",
+            100.0 * mean,
+            100.0 * min,
+            100.0 * max
+        );
+    }
+    println!("summary: {}", report.summary_csv.display());
+    match plots {
+        Ok(p) => println!(
+            "plots: {} file(s) in {}",
+            p.len(),
+            dir.join("plots").display()
+        ),
+        Err(e) => eprintln!("warning: plotting failed: {e:#}"),
+    }
+    if !report.stale.is_empty() {
+        eprintln!(
+            "note: {} folder(s) in {} are runs of a different config (not in this grid, not in summary.csv): {}",
+            report.stale.len(),
+            dir.display(),
+            report.stale.join(", ")
+        );
+    }
+    if !report.failed.is_empty() {
+        bail!(
+            "{} run(s) failed (finished results are kept; rerun to retry): {}",
+            report.failed.len(),
+            report
+                .failed
+                .iter()
+                .map(|(id, _)| id.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// `rewind merge CONFIG`: summary.csv and plots from whatever runs of the
+/// grid are on disk (e.g. after copying shards from several machines).
+pub fn merge_command(config: &Path, results: &Path) -> Result<()> {
+    let cfg = ExperimentConfig::from_file(config)?;
+    let sw = sweep::expand(&cfg)?;
+    let (path, ids) = sweep::write_summary(&sw, results)?;
+    println!(
+        "{}: {}/{} runs finished -> {}",
+        sw.name,
+        ids.len(),
+        sw.runs.len(),
+        path.display()
+    );
+    let missing: Vec<_> = sw
+        .runs
+        .iter()
+        .filter(|r| !ids.contains(&r.id))
+        .map(|r| r.id.as_str())
+        .collect();
+    if !missing.is_empty() {
+        println!("missing: {}", missing.join(", "));
+    }
+    let plots = crate::plot::plot_sweep(&results.join(&sw.name))?;
+    println!("plots: {} file(s)", plots.len());
+    Ok(())
+}
+
+/// `rewind plot DIR`: regenerate plots from CSV files alone. DIR is either
+/// `results/<name>` (a sweep: summary.csv) or one run's folder (metrics.csv).
+pub fn plot_command(dir: &Path) -> Result<()> {
+    let written = if dir.join("summary.csv").exists() {
+        crate::plot::plot_sweep(dir)?
+    } else if dir.join("metrics.csv").exists() {
+        crate::plot::plot_training_run(&dir.join("metrics.csv"), dir)?
+    } else {
+        bail!(
+            "{}: neither summary.csv (a sweep folder) nor metrics.csv (a run folder) is there",
+            dir.display()
+        );
+    };
+    for p in written {
+        println!("{}", p.display());
+    }
+    Ok(())
+}
+
+/// `rewind list`: the experiment kinds and the configs in `dir`.
+pub fn list_command(dir: &Path) -> Result<()> {
+    println!("experiment kinds:");
+    for k in registry::KINDS {
+        println!("  {:<12} {}", k.name, k.description);
+    }
+    println!("\nconfigs in {}:", dir.display());
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    for f in files {
+        let name = f
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
+        match ExperimentConfig::from_file(&f) {
+            Ok(cfg) => {
+                let runs = sweep::expand(&cfg).map(|s| s.runs.len()).unwrap_or(0);
+                println!(
+                    "  {name:<28} {:<11} {runs:>3} run(s)  {}",
+                    cfg.experiment.kind, cfg.experiment.description
+                );
+            }
+            Err(_) => println!("  {name:<28} (not an experiment config: a data config or invalid; `rewind run --dry-run` tells)"),
+        }
+    }
+    Ok(())
+}
+
+/// `rewind sample`: decode answers to user prompts from a checkpoint.
+pub fn sample_command(
+    checkpoint: &Path,
+    prompts: &[String],
+    temperature: f32,
+    num: usize,
+    seed: u64,
+) -> Result<()> {
+    let ck = Checkpoint::read(checkpoint)?;
+    let cfg_text = ck
+        .meta
+        .get("config")
+        .context("checkpoint has no experiment config in its metadata")?;
+    let cfg = ExperimentConfig::from_toml(cfg_text).context("checkpoint's stored config")?;
+    let dev = device::default_device();
+    let model = ck.model(&dev)?;
+    let task = (registry::kind(&cfg.experiment.kind)?.build)(&cfg.data, 0)?;
+    let decoding = if temperature > 0.0 {
+        Decoding::Sample { temperature }
+    } else {
+        Decoding::Greedy
+    };
+    let mut rng = rng_for(seed, "sample");
+    for text in prompts {
+        let (prompt, expected) = task
+            .user_prompt(text)
+            .with_context(|| format!("prompt {text:?}"))?;
+        let ids = vocab::encode(&prompt)?;
+        let budget = task.max_answer_len() + 4;
+        for g in generate(
+            &model,
+            &dev,
+            &vec![ids; num.max(1)],
+            budget,
+            decoding,
+            &mut rng,
+        ) {
+            let out = vocab::decode(&g.output)?;
+            let verdict = match &expected {
+                Some(e) if g.finished && &out == e => format!("correct; expected {e}"),
+                Some(e) => format!("wrong; expected {e}"),
+                None => "no reference answer".into(),
+            };
+            let actions = if g.actions.contains(&vocab::BKSP) {
+                format!("  (actions: {})", vocab::decode(&g.actions)?)
+            } else {
+                String::new()
+            };
+            println!("{prompt} {out}  [{verdict}]{actions}");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,143 @@
+//! Batches of token sequences on the host, and their move to the device.
+//!
+//! A [`Batch`] is device-independent plain data: input ids, next-token
+//! targets, per-token loss weights, position ids and an additive attention
+//! mask. Plain sequences get a causal mask here; sequences containing
+//! `<bksp>` get their mask and positions from the backtrack module, through
+//! the same struct, so the model and losses never special-case either.
+
+use crate::data::vocab::{BOS, EOS, PAD};
+
+/// Additive mask value for a hidden key: large and finite, so a row whose
+/// keys are all hidden (a padding query) gives a uniform softmax, not NaN.
+pub const MASKED: f32 = -1e9;
+
+/// One training sequence: `tokens` starts with `<bos>` and usually ends with
+/// `<eos>`; the tokens at index >= `loss_from` are targets that carry loss
+/// (e.g. the answer and `<eos>`, not the prompt).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Example {
+    pub tokens: Vec<u32>,
+    pub loss_from: usize,
+}
+
+impl Example {
+    /// `<bos> prompt completion <eos>` with loss on `completion <eos>`.
+    pub fn prompt_completion(prompt: &[u32], completion: &[u32]) -> Self {
+        let mut tokens = Vec::with_capacity(prompt.len() + completion.len() + 2);
+        tokens.push(BOS);
+        tokens.extend_from_slice(prompt);
+        let loss_from = tokens.len();
+        tokens.extend_from_slice(completion);
+        tokens.push(EOS);
+        Self { tokens, loss_from }
+    }
+
+    /// [`Example::prompt_completion`] from text.
+    pub fn from_text(
+        prompt: &str,
+        completion: &str,
+    ) -> Result<Self, crate::data::vocab::VocabError> {
+        Ok(Self::prompt_completion(
+            &crate::data::vocab::encode(prompt)?,
+            &crate::data::vocab::encode(completion)?,
+        ))
+    }
+}
+
+/// A batch of `batch` rows of length `seq`, row-major.
+///
+/// # Shapes
+/// `ids`, `targets`, `weights`, `positions`: `batch * seq`; `mask`: `batch * seq * seq`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Batch {
+    pub batch: usize,
+    pub seq: usize,
+    /// Input token at each position.
+    pub ids: Vec<usize>,
+    /// Token to predict at each position (the next token); PAD where none.
+    pub targets: Vec<usize>,
+    /// Loss weight of each position's target (0 for prompt and padding).
+    pub weights: Vec<f32>,
+    /// Position id of each input token.
+    pub positions: Vec<usize>,
+    /// Additive attention mask: 0 visible, [`MASKED`] hidden.
+    pub mask: Vec<f32>,
+}
+
+impl Batch {
+    /// Right-padded causal batch: input `tokens[..n-1]`, target `tokens[1..]`.
+    pub fn causal(examples: &[Example]) -> Self {
+        let batch = examples.len();
+        let seq = examples
+            .iter()
+            .map(|e| e.tokens.len().saturating_sub(1))
+            .max()
+            .unwrap_or(0)
+            .max(1);
+        let mut b = Self {
+            batch,
+            seq,
+            ids: vec![PAD as usize; batch * seq],
+            targets: vec![PAD as usize; batch * seq],
+            weights: vec![0.0; batch * seq],
+            positions: vec![0; batch * seq],
+            mask: vec![MASKED; batch * seq * seq],
+        };
+        for (r, e) in examples.iter().enumerate() {
+            let len = e.tokens.len().saturating_sub(1);
+            for i in 0..len {
+                let at = r * seq + i;
+                b.ids[at] = e.tokens[i] as usize;
+                b.targets[at] = e.tokens[i + 1] as usize;
+                if i + 1 >= e.loss_from {
+                    b.weights[at] = 1.0;
+                }
+                b.positions[at] = i;
+            }
+            for i in 0..seq {
+                // query i sees keys 0..=i that are real tokens
+                for j in 0..=i.min(len.max(1) - 1) {
+                    b.mask[(r * seq + i) * seq + j] = 0.0;
+                }
+            }
+        }
+        b
+    }
+
+    /// Sum of the loss weights (the denominator of a mean token loss).
+    pub fn weight_sum(&self) -> f32 {
+        self.weights.iter().sum()
+    }
+
+    /// Number of non-padding input tokens (for tokens/s figures).
+    pub fn num_tokens(&self) -> usize {
+        self.ids.iter().filter(|&&t| t != PAD as usize).count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn causal_batch_shifts_targets_and_weights_only_completion() {
+        let b = Batch::causal(&[
+            Example::prompt_completion(&[10, 11], &[12]),
+            Example::prompt_completion(&[10], &[]),
+        ]);
+        // row 0: bos 10 11 12 eos -> inputs bos 10 11 12, targets 10 11 12 eos
+        assert_eq!(b.seq, 4);
+        assert_eq!(&b.ids[0..4], &[1, 10, 11, 12]);
+        assert_eq!(&b.targets[0..4], &[10, 11, 12, 2]);
+        assert_eq!(&b.weights[0..4], &[0.0, 0.0, 1.0, 1.0]);
+        // row 1: bos 10 eos -> inputs bos 10 pad pad, loss only on eos
+        assert_eq!(&b.ids[4..8], &[1, 10, 0, 0]);
+        assert_eq!(&b.weights[4..8], &[0.0, 1.0, 0.0, 0.0]);
+        // row 1, query 3 (padding) sees only the two real keys
+        let row = &b.mask[(4 + 3) * 4..(4 + 4) * 4];
+        assert_eq!(row, &[0.0, 0.0, MASKED, MASKED]);
+        // row 0, query 1 sees keys 0 and 1 only
+        assert_eq!(&b.mask[4..8], &[0.0, 0.0, MASKED, MASKED]);
+    }
+}

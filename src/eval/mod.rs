@@ -1,0 +1,370 @@
+//! Decoding (greedy and temperature sampling) and evaluation metrics.
+//!
+//! Decoding runs the model on the current *state*: when the model emits
+//! `<bksp>`, the last generated token is popped from the state (never the
+//! prompt), exactly the SequenceMatch transition `s' = s[:-1]`. The emitted
+//! action sequence is kept too.
+//!
+//! [`generate`] decodes incrementally with a key/value cache
+//! ([`CachedDecoder`]): each step runs the model for the one new position
+//! only, and `<bksp>` pops the last cache entry instead of recomputing.
+//! [`generate_uncached`] reruns the full forward pass on every state each
+//! step; it is the reference the cached path is tested against, and picks
+//! the same tokens for the same seed.
+
+use dfdx::prelude::*;
+use rand::{rngs::StdRng, Rng};
+
+use crate::data::vocab::{self, BKSP, BOS, EOS, PAD};
+use crate::data::{Batch, Example, MASKED};
+use crate::model::decode::{CachedDecoder, RowCache};
+use crate::model::{Inputs, Transformer};
+use crate::objectives::mle_loss;
+
+/// How to pick the next token.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Decoding {
+    /// Argmax (ties go to the lowest id).
+    Greedy,
+    /// Sample from softmax(logits / temperature), temperature > 0.
+    Sample { temperature: f32 },
+}
+
+/// One generated continuation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Generation {
+    /// Every action the model emitted (including `<bksp>`, excluding `<eos>`).
+    pub actions: Vec<u32>,
+    /// The generated part of the final state: actions with backspaces applied.
+    pub output: Vec<u32>,
+    /// Whether the model emitted `<eos>` within the budget.
+    pub finished: bool,
+}
+
+/// Left-padded batch of states for next-token prediction at the last column.
+fn state_inputs<D: Device<f32>>(dev: &D, states: &[Vec<u32>]) -> Inputs<D> {
+    let b = states.len();
+    let s = states.iter().map(Vec::len).max().unwrap_or(1).max(1);
+    let mut ids = vec![PAD as usize; b * s];
+    let mut positions = vec![0usize; b * s];
+    let mut mask = vec![MASKED; b * s * s];
+    for (r, st) in states.iter().enumerate() {
+        let pad = s - st.len();
+        for (i, &t) in st.iter().enumerate() {
+            ids[r * s + pad + i] = t as usize;
+            positions[r * s + pad + i] = i;
+        }
+        for q in 0..s {
+            if q < pad {
+                mask[(r * s + q) * s + q] = 0.0; // padding query: itself only
+            } else {
+                for k in pad..=q {
+                    mask[(r * s + q) * s + k] = 0.0;
+                }
+            }
+        }
+    }
+    Inputs {
+        ids: dev.tensor_from_vec(ids, (b, s)),
+        positions: dev.tensor_from_vec(positions, (b, s)),
+        mask: dev.tensor_from_vec(mask, (b, s, s)),
+    }
+}
+
+fn pick(logits: &[f32], decoding: Decoding, rng: &mut StdRng) -> u32 {
+    match decoding {
+        Decoding::Greedy => {
+            let mut best = 0;
+            for (i, &l) in logits.iter().enumerate() {
+                if l > logits[best] {
+                    best = i;
+                }
+            }
+            best as u32
+        }
+        Decoding::Sample { temperature } => {
+            let max = logits.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+            let w: Vec<f64> = logits
+                .iter()
+                .map(|&l| (((l - max) / temperature) as f64).exp())
+                .collect();
+            let total: f64 = w.iter().sum();
+            let mut u = rng.gen::<f64>() * total;
+            for (i, wi) in w.iter().enumerate() {
+                u -= wi;
+                if u <= 0.0 {
+                    return i as u32;
+                }
+            }
+            (w.len() - 1) as u32
+        }
+    }
+}
+
+/// The initial states: `<bos>` followed by each prompt.
+fn initial_states(prompts: &[Vec<u32>]) -> Vec<Vec<u32>> {
+    prompts
+        .iter()
+        .map(|p| std::iter::once(BOS).chain(p.iter().copied()).collect())
+        .collect()
+}
+
+fn empty_generations(n: usize) -> Vec<Generation> {
+    vec![
+        Generation {
+            actions: vec![],
+            output: vec![],
+            finished: false
+        };
+        n
+    ]
+}
+
+/// Generates up to `max_new` actions after each prompt (`<bos>` is added).
+/// Rows are decoded together; `rng` is only used when sampling (one draw
+/// per active row per step, in row order).
+///
+/// Decodes with a key/value cache ([`generate_cached`]) on a host copy of
+/// the weights; gives the same generations as [`generate_uncached`].
+pub fn generate<D: Device<f32>>(
+    model: &Transformer<D>,
+    dev: &D,
+    prompts: &[Vec<u32>],
+    max_new: usize,
+    decoding: Decoding,
+    rng: &mut StdRng,
+) -> Vec<Generation> {
+    let _ = dev; // the cached decoder runs on the host
+    generate_cached(&CachedDecoder::new(model), prompts, max_new, decoding, rng)
+}
+
+/// [`generate`] with an already built [`CachedDecoder`] (build it once per
+/// set of weights to decode many batches).
+pub fn generate_cached(
+    decoder: &CachedDecoder,
+    prompts: &[Vec<u32>],
+    max_new: usize,
+    decoding: Decoding,
+    rng: &mut StdRng,
+) -> Vec<Generation> {
+    let states = initial_states(prompts);
+    let prompt_lens: Vec<usize> = states.iter().map(Vec::len).collect();
+    let max_len = decoder.cfg().max_len;
+    let mut gens = empty_generations(prompts.len());
+    // A state that starts at max_len or longer is never decoded (as in the
+    // uncached path), so it is not prefilled either.
+    let decoded: Vec<usize> = (0..states.len())
+        .filter(|&r| max_new > 0 && states[r].len() < max_len)
+        .collect();
+    let prompts_to_fill: Vec<&[u32]> = decoded.iter().map(|&r| &states[r][..]).collect();
+    let mut rows: Vec<Option<RowCache>> = vec![None; states.len()];
+    for (r, mut row) in decoded.iter().zip(decoder.start_many(&prompts_to_fill)) {
+        row.reserve(max_new.min(max_len - row.len()));
+        rows[*r] = Some(row);
+    }
+    // Token pushed on the previous step and not yet run through the model:
+    // the work is done at the start of the next step, only for rows still
+    // active then, so the last step costs nothing.
+    let mut pending: Vec<Option<u32>> = vec![None; prompts.len()];
+    let len = |r: usize, rows: &[Option<RowCache>], pending: &[Option<u32>]| {
+        rows[r].as_ref().map_or(usize::MAX, RowCache::len) + pending[r].is_some() as usize
+    };
+    for _ in 0..max_new {
+        let active: Vec<usize> = (0..prompts.len())
+            .filter(|&r| !gens[r].finished && len(r, &rows, &pending) < max_len)
+            .collect();
+        if active.is_empty() {
+            break;
+        }
+        let mut batch: Vec<&mut RowCache> = vec![];
+        let mut toks = vec![];
+        for (r, row) in rows.iter_mut().enumerate() {
+            if let (Some(row), Some(t)) = (row.as_mut(), pending[r]) {
+                if active.binary_search(&r).is_ok() {
+                    batch.push(row);
+                    toks.push(t);
+                    pending[r] = None;
+                }
+            }
+        }
+        decoder.push_many(&mut batch, &toks);
+        for &r in &active {
+            let row = rows[r].as_mut().expect("active rows are prefilled");
+            let tok = pick(row.logits(), decoding, rng);
+            if tok == EOS {
+                gens[r].finished = true;
+                continue;
+            }
+            gens[r].actions.push(tok);
+            if tok == BKSP {
+                row.pop(); // never below the prompt
+            } else {
+                pending[r] = Some(tok);
+            }
+        }
+    }
+    for (r, g) in gens.iter_mut().enumerate() {
+        let mut st = match &rows[r] {
+            Some(row) => row.tokens().to_vec(),
+            None => states[r].clone(),
+        };
+        st.extend(pending[r]);
+        g.output = st[prompt_lens[r]..].to_vec();
+    }
+    gens
+}
+
+/// [`generate`] without a cache: every step reruns the full forward pass
+/// on the left-padded batch of current states (on `dev`). The reference
+/// for the cached path.
+pub fn generate_uncached<D: Device<f32>>(
+    model: &Transformer<D>,
+    dev: &D,
+    prompts: &[Vec<u32>],
+    max_new: usize,
+    decoding: Decoding,
+    rng: &mut StdRng,
+) -> Vec<Generation> {
+    let mut states = initial_states(prompts);
+    let prompt_lens: Vec<usize> = states.iter().map(Vec::len).collect();
+    let mut gens = empty_generations(prompts.len());
+    let max_len = model.cfg.max_len;
+    for _ in 0..max_new {
+        let active: Vec<usize> = (0..states.len())
+            .filter(|&r| !gens[r].finished && states[r].len() < max_len)
+            .collect();
+        if active.is_empty() {
+            break;
+        }
+        let batch: Vec<Vec<u32>> = active.iter().map(|&r| states[r].clone()).collect();
+        let logits = model.forward(&state_inputs(dev, &batch));
+        let (b, s, v) = *logits.shape();
+        let all = logits.as_vec();
+        for (row, &r) in active.iter().enumerate() {
+            let last = &all[(row * s + s - 1) * v..(row * s + s) * v];
+            let tok = pick(last, decoding, rng);
+            if tok == EOS {
+                gens[r].finished = true;
+                continue;
+            }
+            gens[r].actions.push(tok);
+            if tok == BKSP {
+                if states[r].len() > prompt_lens[r] {
+                    states[r].pop();
+                }
+            } else {
+                states[r].push(tok);
+            }
+        }
+        debug_assert_eq!(b, active.len());
+    }
+    for (g, (st, pl)) in gens.iter_mut().zip(states.iter().zip(&prompt_lens)) {
+        g.output = st[*pl..].to_vec();
+    }
+    gens
+}
+
+/// Next-token logits (`vocab` values) for each state, by a full forward
+/// pass on the left-padded batch of states, as [`generate_uncached`] sees
+/// them. For checking the cached decoder.
+pub fn last_logits_uncached<D: Device<f32>>(
+    model: &Transformer<D>,
+    dev: &D,
+    states: &[Vec<u32>],
+) -> Vec<Vec<f32>> {
+    if states.is_empty() {
+        return vec![];
+    }
+    let logits = model.forward(&state_inputs(dev, states));
+    let (_, s, v) = *logits.shape();
+    let all = logits.as_vec();
+    (0..states.len())
+        .map(|r| all[(r * s + s - 1) * v..(r * s + s) * v].to_vec())
+        .collect()
+}
+
+/// Result of exact-match evaluation on one split.
+#[derive(Clone, Debug)]
+pub struct ExactMatch {
+    pub n: usize,
+    pub correct: usize,
+    /// A few (prompt, expected, got) triples of wrong answers, for reports.
+    pub wrong_examples: Vec<(String, String, String)>,
+}
+
+impl ExactMatch {
+    pub fn accuracy(&self) -> f64 {
+        if self.n == 0 {
+            0.0
+        } else {
+            self.correct as f64 / self.n as f64
+        }
+    }
+}
+
+/// Exact-match accuracy of generated answers (after applying backspaces)
+/// against `(prompt, answer)` pairs, in batches of `batch_size`.
+pub fn exact_match<D: Device<f32>>(
+    model: &Transformer<D>,
+    dev: &D,
+    problems: &[(String, String)],
+    max_new: usize,
+    batch_size: usize,
+    decoding: Decoding,
+    rng: &mut StdRng,
+) -> anyhow::Result<ExactMatch> {
+    let mut res = ExactMatch {
+        n: 0,
+        correct: 0,
+        wrong_examples: vec![],
+    };
+    let _ = dev; // the cached decoder runs on the host
+    let decoder = CachedDecoder::new(model);
+    for chunk in problems.chunks(batch_size.max(1)) {
+        let prompts = chunk
+            .iter()
+            .map(|(p, _)| vocab::encode(p))
+            .collect::<Result<Vec<_>, _>>()?;
+        let gens = generate_cached(&decoder, &prompts, max_new, decoding, rng);
+        for ((prompt, answer), g) in chunk.iter().zip(gens) {
+            res.n += 1;
+            let got = vocab::decode(&g.output)?;
+            if g.finished && &got == answer {
+                res.correct += 1;
+            } else if res.wrong_examples.len() < 5 {
+                res.wrong_examples
+                    .push((prompt.clone(), answer.clone(), got));
+            }
+        }
+    }
+    Ok(res)
+}
+
+/// Teacher-forced mean token NLL of `examples` (the MLE loss, no gradient).
+pub fn mean_nll<D: Device<f32>>(
+    model: &Transformer<D>,
+    dev: &D,
+    examples: &[Example],
+    batch_size: usize,
+) -> f64 {
+    let mut total = 0.0f64;
+    let mut weight = 0.0f64;
+    for chunk in examples.chunks(batch_size.max(1)) {
+        let batch = Batch::causal(chunk);
+        let (targets, weights) = crate::objectives::mle::targets_on(&batch, dev);
+        let w = batch.weight_sum();
+        let loss = mle_loss(
+            model.forward(&Inputs::from_batch(&batch, dev)),
+            &targets,
+            &weights,
+            w,
+        );
+        total += loss.as_vec()[0] as f64 * w as f64;
+        weight += w as f64;
+    }
+    if weight == 0.0 {
+        0.0
+    } else {
+        total / weight
+    }
+}

@@ -1,0 +1,305 @@
+//! Typed experiment configs read from TOML.
+//!
+//! Every struct denies unknown keys, so a typo is an error that names the
+//! key and the file rather than a silently ignored setting. Doc comments on
+//! the fields are the reference for every knob (meaning, range, default).
+//!
+//! ```toml
+//! [experiment]
+//! name = "quickstart"
+//! kind = "arithmetic"
+//! seed = 0
+//!
+//! [model]          # rewind::model::ModelConfig
+//! d_model = 128
+//!
+//! [data]           # the task, here rewind::tasks::arithmetic::ArithmeticConfig
+//! base = 10
+//!
+//! [[stages]]       # one or more training stages, run in order
+//! name = "pretrain"
+//! objective = { kind = "mle" }
+//! steps = 1500
+//! lr = 1e-3
+//!
+//! [eval]
+//! splits = ["val", "test", "long"]
+//! ```
+
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::model::ModelConfig;
+use crate::train::optim::AdamWConfig;
+
+/// `[experiment]`: identity of the experiment.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExperimentSection {
+    /// Name; results go to `results/<name>/`. Letters, digits, `-`, `_`.
+    pub name: String,
+    /// Experiment family: a name registered in `rewind::tasks::registry::KINDS`
+    /// (`rewind list` shows them), e.g. `arithmetic`.
+    pub kind: String,
+    /// What the experiment tests, shown by `rewind list`. Default "".
+    #[serde(default)]
+    pub description: String,
+    /// Run seed: drives data, initialisation, dropout and sampling through
+    /// independent named sub-streams. Default 0.
+    #[serde(default)]
+    pub seed: u64,
+    /// Seeds to sweep over (shorthand for a `[sweep]` axis
+    /// `"experiment.seed"`); overrides `seed`. Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seeds: Option<Vec<u64>>,
+}
+
+/// The loss a stage minimises.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ObjectiveConfig {
+    /// Maximum likelihood on the completion tokens (and `<eos>`).
+    Mle {},
+}
+
+/// `[[stages]]`: one training stage. A run's stages execute in order, each
+/// starting from the previous stage's weights (with a fresh optimiser).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StageConfig {
+    /// Stage name used in metrics.csv and plots. Default `stage<i>`.
+    #[serde(default)]
+    pub name: String,
+    /// The loss, e.g. `{ kind = "mle" }`.
+    pub objective: ObjectiveConfig,
+    /// Optimiser updates in this stage, >= 1.
+    pub steps: u64,
+    /// Sequences per update, >= 1. Default 64.
+    #[serde(default = "d_batch")]
+    pub batch_size: usize,
+    /// Peak learning rate, > 0. Default 1e-3.
+    #[serde(default = "d_lr")]
+    pub lr: f64,
+    /// Final learning rate of the cosine decay, in [0, lr]. Default 1e-4.
+    #[serde(default = "d_min_lr")]
+    pub min_lr: f64,
+    /// Linear warm-up steps, <= steps. Default min(100, steps / 10); the
+    /// resolved value is written to the run's config.toml.
+    #[serde(default)]
+    pub warmup_steps: Option<u64>,
+    /// Clip the global gradient norm to this value; 0 disables. Default 1.0.
+    #[serde(default = "d_clip")]
+    pub grad_clip: f64,
+    /// AdamW settings (`beta1`, `beta2`, `eps`, `weight_decay`).
+    #[serde(default)]
+    pub optimizer: AdamWConfig,
+    /// Evaluate on the validation split (loss and exact match) every this
+    /// many steps, and at the end; 0 = only at the end. Default 250.
+    #[serde(default = "d_eval_every")]
+    pub eval_every: u64,
+    /// Save a checkpoint every this many steps (and at the end of the
+    /// stage), for resume; 0 = only at the end. Default 250.
+    #[serde(default = "d_eval_every")]
+    pub checkpoint_every: u64,
+}
+
+impl StageConfig {
+    /// Warm-up steps (the default is resolved when the config is read).
+    pub fn warmup(&self) -> u64 {
+        self.warmup_steps.unwrap_or((self.steps / 10).min(100))
+    }
+}
+
+fn d_batch() -> usize {
+    64
+}
+fn d_lr() -> f64 {
+    1e-3
+}
+fn d_min_lr() -> f64 {
+    1e-4
+}
+fn d_clip() -> f64 {
+    1.0
+}
+fn d_eval_every() -> u64 {
+    250
+}
+
+/// `[eval]`: what is measured.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct EvalConfig {
+    /// Splits evaluated after every stage (for `arithmetic`: `val`, `test`,
+    /// `long`). Only the first split of the task (`val`) is looked at during
+    /// training. Default: every split of the task.
+    pub splits: Vec<String>,
+    /// Questions decoded together. Default 250.
+    pub batch_size: usize,
+    /// 0 = greedy decoding; > 0 = sample at this temperature. Default 0.
+    pub temperature: f32,
+    /// Validation questions used for the periodic evaluation during
+    /// training (the first N of the val split; the final evaluation uses
+    /// all). Default 200.
+    pub val_during_training: usize,
+}
+
+impl Default for EvalConfig {
+    fn default() -> Self {
+        Self {
+            splits: vec![],
+            batch_size: 250,
+            temperature: 0.0,
+            val_during_training: 200,
+        }
+    }
+}
+
+/// A whole experiment config file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExperimentConfig {
+    pub experiment: ExperimentSection,
+    #[serde(default)]
+    pub model: ModelConfig,
+    /// The task's settings; their keys depend on `experiment.kind` (for
+    /// `arithmetic`: `rewind::tasks::arithmetic::ArithmeticConfig`).
+    /// Defaults are filled in when the config is read.
+    #[serde(default)]
+    #[schemars(with = "std::collections::BTreeMap<String, serde_json::Value>")]
+    pub data: toml::Table,
+    pub stages: Vec<StageConfig>,
+    #[serde(default)]
+    pub eval: EvalConfig,
+    /// Grid axes: dotted config paths mapped to lists of values, e.g.
+    /// `"stages.0.lr" = [1e-3, 3e-4]`. The runs are the product of all axes
+    /// (and `experiment.seeds`). Empty for a single run.
+    #[serde(default, skip_serializing_if = "toml::Table::is_empty")]
+    #[schemars(with = "std::collections::BTreeMap<String, Vec<serde_json::Value>>")]
+    pub sweep: toml::Table,
+}
+
+impl ExperimentConfig {
+    /// Reads, parses and validates a config; every error names the file,
+    /// and the key where there is one.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        Self::from_toml(&text).with_context(|| format!("invalid config {}", path.display()))
+    }
+
+    /// Parses and validates TOML text.
+    pub fn from_toml(text: &str) -> Result<Self> {
+        let mut cfg: Self = toml::from_str(text).map_err(|e| anyhow::anyhow!("{e}"))?;
+        cfg.resolve()?;
+        Ok(cfg)
+    }
+
+    /// Fills every default (data defaults from the kind, stage names,
+    /// warm-up, eval splits) and validates. Idempotent.
+    pub fn resolve(&mut self) -> Result<()> {
+        let kind = crate::tasks::registry::kind(&self.experiment.kind)?;
+        self.data = (kind.resolve_data)(&self.data)?;
+        if self.eval.splits.is_empty() {
+            self.eval.splits = kind.splits.iter().map(|s| s.to_string()).collect();
+        }
+        for (i, s) in self.stages.iter_mut().enumerate() {
+            if s.name.is_empty() {
+                s.name = format!("stage{i}");
+            }
+            s.warmup_steps.get_or_insert((s.steps / 10).min(100));
+        }
+        self.validate()
+    }
+
+    /// The resolved config as TOML (what `config.toml` in a run holds).
+    pub fn to_toml(&self) -> Result<String> {
+        Ok(toml::to_string(self)?)
+    }
+
+    /// Checks every range; errors name the key (`stages[1].lr`, ...).
+    pub fn validate(&self) -> Result<()> {
+        let name = &self.experiment.name;
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            bail!("experiment.name = {name:?}: use letters, digits, '-' and '_' (it names a results folder)");
+        }
+        self.model.validate().map_err(anyhow::Error::msg)?;
+        let kind = crate::tasks::registry::kind(&self.experiment.kind)?;
+        for s in &self.eval.splits {
+            if !kind.splits.contains(&s.as_str()) {
+                bail!(
+                    "eval.splits: unknown split {s:?} (allowed for {}: {})",
+                    kind.name,
+                    kind.splits.join(", ")
+                );
+            }
+        }
+        if self.eval.splits.is_empty() {
+            bail!("eval.splits: at least one split is required");
+        }
+        if matches!(&self.experiment.seeds, Some(s) if s.is_empty()) {
+            bail!("experiment.seeds = []: give at least one seed, or remove the key");
+        }
+        if self.stages.is_empty() {
+            bail!("stages: at least one [[stages]] table is required");
+        }
+        for (i, s) in self.stages.iter().enumerate() {
+            let k = |f: &str| format!("stages[{i}].{f}");
+            if s.steps == 0 {
+                bail!("{} = 0: must be at least 1", k("steps"));
+            }
+            if s.batch_size == 0 {
+                bail!("{} = 0: must be at least 1", k("batch_size"));
+            }
+            if !(s.lr > 0.0 && s.lr.is_finite()) {
+                bail!("{} = {}: must be a positive number", k("lr"), s.lr);
+            }
+            if !(s.min_lr >= 0.0 && s.min_lr <= s.lr) {
+                bail!(
+                    "{} = {}: allowed range is [0, lr = {}]",
+                    k("min_lr"),
+                    s.min_lr,
+                    s.lr
+                );
+            }
+            let warmup = s.warmup();
+            if warmup > s.steps {
+                bail!(
+                    "{} = {warmup}: must not exceed steps = {}",
+                    k("warmup_steps"),
+                    s.steps
+                );
+            }
+            if s.grad_clip.is_nan() || s.grad_clip < 0.0 {
+                bail!(
+                    "{} = {}: must be >= 0 (0 disables clipping)",
+                    k("grad_clip"),
+                    s.grad_clip
+                );
+            }
+            let o = &s.optimizer;
+            if !(0.0..1.0).contains(&o.beta1) || !(0.0..1.0).contains(&o.beta2) {
+                bail!("{}: beta1 and beta2 must be in [0, 1)", k("optimizer"));
+            }
+            if o.eps.is_nan() || o.eps <= 0.0 || o.weight_decay.is_nan() || o.weight_decay < 0.0 {
+                bail!("{}: eps must be > 0 and weight_decay >= 0", k("optimizer"));
+            }
+        }
+        if self.eval.batch_size == 0 {
+            bail!("eval.batch_size = 0: must be at least 1");
+        }
+        if self.eval.temperature.is_nan() || self.eval.temperature < 0.0 {
+            bail!(
+                "eval.temperature = {}: must be >= 0 (0 = greedy)",
+                self.eval.temperature
+            );
+        }
+        Ok(())
+    }
+}

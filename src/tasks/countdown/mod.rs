@@ -1,0 +1,97 @@
+//! Countdown and Game of 24: generators, an exact solver, symbolic search
+//! strategies with traces, the step text format with its verifier, and the
+//! success/failure path datasets (D+ / D-) of the learning-and-forgetting
+//! paper (paper B, Ni et al. 2025, whose Countdown data comes from
+//! Stream-of-Search's classic reasoners).
+//!
+//! # Rules
+//! A puzzle is a list of numbers and a target. A move takes two of the
+//! numbers left, replaces them by the result of one operation, and the
+//! puzzle is solved when one number is left and it equals the target, so
+//! every input number is used exactly once.
+//! - **Countdown** (paper setting: 4 numbers in 1..=99, targets 10..=100):
+//!   `a + b`, `a * b`, `larger - smaller`, and `larger / smaller` only when
+//!   the division is exact; all values are non-negative integers.
+//! - **Game of 24**: 4 numbers in 1..=13, target 24, all four operations on
+//!   exact rationals (`8 / (3 - 8 / 3)`); 1362 of the 1820 multisets are
+//!   solvable.
+//!
+//! [`solver::solve`] is complete for both rule sets (the value type picks
+//! the rules: `i64` Countdown, [`solver::Ratio`] Game of 24).
+//! [`solve_command`] is `rewind solve`: `rewind solve 4 7 8 8 --target 24
+//! --game24` prints e.g. `(7-8/8)*4`, or `no solution`.
+//!
+//! # Search strategies ([`search`])
+//! Heuristic DFS with pruning (`dfs-sum`, `dfs-mult`) and beam-limited
+//! best-first search (`bfsK-sum`, `bfsK-mult`, K = 1..=5 in the paper), with
+//! the sum heuristic (mean `|n - target|`) and the multiplicative one
+//! (distance to the target's factors); the paper's "random" mode draws
+//! one per problem. Each run gives a [`search::Trace`], from which come the
+//! successful path (if any) and the failed leaf paths.
+//!
+//! # Text format ([`path`])
+//! Prompt then completion (loss on the completion only):
+//! ```text
+//! Input: 25 5 5 33
+//! Target: 27
+//! Steps:
+//! 25 + 5 = 30 (left: 5 33 30)
+//! 30 / 5 = 6 (left: 33 6)
+//! 33 - 6 = 27 (left: 27)
+//! Answer: 33 - ((25 + 5) / 5) = 27
+//! ```
+//! A failed path (D-) has the same shape but its last value, and its
+//! honest `Answer: ... = value`, differ from the target. Game-of-24 texts
+//! write fractions as `p/q` (`8 / 3 = 8/3 (left: 3 8 8/3)`).
+//! [`path::verify`] labels any text (each number used once, each step's
+//! arithmetic right, the final value equal to the target) and says why it
+//! rejects. Every text is printable ASCII plus `\n`, one token per
+//! character in [`crate::data::vocab`] ([`path::encode_example`]).
+//!
+//! # Splits
+//! - Countdown: 10% of the targets (plus 24) are held out for test; train
+//!   and val use the other targets. Problems are drawn by rejection
+//!   sampling (target first, numbers redrawn until solvable) and are
+//!   distinct across and within splits. See [`puzzle`].
+//! - Game of 24: the 1362 solvable multisets shuffled with a fixed
+//!   `split_seed` (default 24): 100 test, 180 val, 1082 train.
+//!
+//! # Dataset files ([`build_datasets`], `rewind data countdown CONFIG`)
+//! Under the output folder (default `data/countdown/<config stem>`):
+//! - `countdown/{train,val,test}_problems.jsonl`: one problem per line,
+//!   `{"task","split","id","numbers","target","prompt","solution"}`
+//!   (`solution` from the exact solver, e.g. `(7-8/8)*4`).
+//! - `countdown/{split}_pos.jsonl` (D+) and `{split}_neg.jsonl` (D-): one
+//!   path per line, `{"task","split","id","numbers","target","strategy",
+//!   "search_solved","correct","prompt","completion","nodes_explored"}`;
+//!   `correct` is the verifier label, `id` is shared with the problem line;
+//!   at most `search.max_failed` D- paths per problem.
+//! - `game24/...`: the same files for Game of 24.
+//! - `stats.json` ([`dataset::DatasetStats`]): per task and split the
+//!   rejection-sampling acceptance rate, and per strategy the success rate,
+//!   mean nodes explored, mean failed leaves, D+/D- counts and mean path
+//!   lengths in tokens; `strategy_stats.csv` holds the same rows.
+//! - `baseline.csv`: the symbolic inference-time search baseline, success
+//!   rate and mean wall time per test problem of every strategy, the
+//!   random mix and the exact solver.
+//! - `config.toml`: the effective configuration.
+//!
+//! Same config, same bytes: every file but `baseline.csv` (wall times) is
+//! reproducible from the seed.
+
+pub mod cli;
+pub mod config;
+pub mod dataset;
+pub mod expr;
+pub mod path;
+pub mod puzzle;
+pub mod search;
+pub mod solver;
+
+pub use cli::{data_command, load_config, solve_command};
+pub use config::{ConfigError, CountdownDataConfig};
+pub use dataset::{build_datasets, DatasetStats, PathRecord, ProblemRecord};
+pub use path::{prompt, render_completion, verify, verify_completion, Rejection};
+pub use puzzle::{Game, Instance, Split};
+pub use search::{Heuristic, Strategy, StrategyMix, Trace};
+pub use solver::{solve, solve_countdown, solve_rational, Move, Op, Ratio, Solution, Value};

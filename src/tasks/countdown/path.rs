@@ -1,0 +1,518 @@
+//! The step text format for fine-tuning, its rule-based verifier and its
+//! tokenisation.
+//!
+//! A text is a prompt followed by a completion:
+//!
+//! ```text
+//! Input: 25 5 5 33
+//! Target: 27
+//! Steps:
+//! 25 + 5 = 30 (left: 5 33 30)
+//! 30 / 5 = 6 (left: 33 6)
+//! 33 - 6 = 27 (left: 27)
+//! Answer: 33 - ((25 + 5) / 5) = 27
+//! ```
+//!
+//! - The prompt is `Input: <numbers>\nTarget: <target>\nSteps:\n` (Game of
+//!   24 uses the same prompt with `Target: 24`).
+//! - Each step is `a op b = c (left: <remaining numbers>)`: the operands are
+//!   removed from the list (first appearance of each value), `c` is appended.
+//!   Non-integer values (Game of 24) are written `p/q`, e.g. `8 / 3 = 8/3`.
+//! - The completion has exactly `count - 1` steps, then
+//!   `Answer: <expression> = <value>`, then a newline. The expression uses
+//!   every input number once, every operation parenthesised except the
+//!   outermost (the paper's style).
+//! - A **successful** path's last step and answer equal the target. A
+//!   **failed** path (D-) has the same shape, but its last value, and so
+//!   its answer's value, differs from the target: the answer is honest
+//!   (`Answer: 25 + ((33 - 5) * 5) = 165`), it just does not solve the
+//!   puzzle. This is what the paper's post-processing produces for the
+//!   failed leaves of the search.
+//!
+//! [`verify`] / [`verify_completion`] label any text: `Ok(())` iff it has
+//! that shape, every step uses numbers that are still left, every step's
+//! arithmetic is right under the game's rules, each `left:` list is right
+//! (as a multiset), the last step gives the target, and the answer uses
+//! each input number exactly once, evaluates to its stated value and that
+//! value is the target. In the steps, Countdown rules additionally require
+//! non-negative integers, `a - b` with `a >= b` and exact division;
+//! Game-of-24 rules accept any exact rational arithmetic. The answer
+//! expression is evaluated in exact rational arithmetic under both rules
+//! (like the paper's `eval`): its operator order is free, the steps carry
+//! the rule-checked derivation. Empty lines after the answer are allowed,
+//! anything else is not.
+
+use std::collections::HashMap;
+
+use thiserror::Error;
+
+use super::expr::{self, countdown_apply, Expr};
+use super::puzzle::Game;
+use super::solver::{Move, Op, Ratio};
+use crate::data::vocab::{self, VocabError};
+
+/// The prompt for a puzzle.
+pub fn prompt(numbers: &[i64], target: i64) -> String {
+    format!(
+        "Input: {}\nTarget: {target}\nSteps:\n",
+        join(numbers.iter())
+    )
+}
+
+fn join<T: ToString>(it: impl Iterator<Item = T>) -> String {
+    it.map(|x| x.to_string()).collect::<Vec<_>>().join(" ")
+}
+
+/// Error from rendering a move list that does not replay on its numbers.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("move {index} ({mv}) does not replay on the remaining numbers [{left}]")]
+pub struct RenderError {
+    /// 0-based index of the offending move.
+    pub index: usize,
+    /// The move as text.
+    pub mv: String,
+    /// The numbers left before it.
+    pub left: String,
+}
+
+/// The completion text for `moves` played on `numbers` (format in the
+/// module docs), ending with the `Answer:` line and a newline.
+pub fn render_completion(numbers: &[i64], moves: &[Move<Ratio>]) -> Result<String, RenderError> {
+    let start: Vec<Ratio> = numbers.iter().map(|&n| Ratio::int(n)).collect();
+    let mut left = start.clone();
+    let mut out = String::new();
+    for (index, m) in moves.iter().enumerate() {
+        let err = |left: &[Ratio]| RenderError {
+            index,
+            mv: m.to_string(),
+            left: join(left.iter()),
+        };
+        let i = left
+            .iter()
+            .position(|v| *v == m.lhs)
+            .ok_or_else(|| err(&left))?;
+        let mut next = left.clone();
+        next.remove(i);
+        let j = next
+            .iter()
+            .position(|v| *v == m.rhs)
+            .ok_or_else(|| err(&left))?;
+        next.remove(j);
+        next.push(m.result);
+        left = next;
+        out.push_str(&format!("{m} (left: {})\n", join(left.iter())));
+    }
+    let e = Expr::from_moves(&start, moves).ok_or_else(|| RenderError {
+        index: moves.len(),
+        mv: "answer".into(),
+        left: join(left.iter()),
+    })?;
+    out.push_str(&format!("Answer: {} = {}\n", e.to_paper(), left[0]));
+    Ok(out)
+}
+
+/// Why a text is labelled incorrect. Line numbers count completion lines
+/// from 1.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum Rejection {
+    /// The prompt lines are missing or malformed.
+    #[error("prompt: {0}")]
+    Prompt(String),
+    /// A step line is not `a op b = c (left: ...)`.
+    #[error("line {line}: {reason}: {text:?}")]
+    StepFormat {
+        line: usize,
+        text: String,
+        reason: String,
+    },
+    /// A step uses a number that is not left.
+    #[error("line {line}: {number} is not among the numbers left [{left}]")]
+    Unavailable {
+        line: usize,
+        number: String,
+        left: String,
+    },
+    /// A step's result is wrong (or the operation is undefined).
+    #[error("line {line}: {text:?} is wrong ({detail})")]
+    Arithmetic {
+        line: usize,
+        text: String,
+        detail: String,
+    },
+    /// A step's `left:` list is wrong.
+    #[error("line {line}: left numbers should be [{expected}], got [{got}]")]
+    WrongLeft {
+        line: usize,
+        expected: String,
+        got: String,
+    },
+    /// Too few or too many steps before the answer.
+    #[error("expected {expected} steps before the answer, got {got}")]
+    StepCount { expected: usize, got: usize },
+    /// The last step does not give the target.
+    #[error("the steps end at {value}, not the target {target}")]
+    FinalNotTarget { value: String, target: i64 },
+    /// No `Answer:` line.
+    #[error("no 'Answer:' line after the steps")]
+    MissingAnswer,
+    /// The answer line is malformed or its expression does not parse.
+    #[error("answer line {line}: {reason}")]
+    AnswerFormat { line: usize, reason: String },
+    /// The answer does not use each input number exactly once.
+    #[error("the answer uses [{got}] but the input is [{expected}]")]
+    AnswerNumbers { expected: String, got: String },
+    /// The answer expression does not evaluate to its stated value.
+    #[error("the answer expression evaluates to {actual}, not the stated {stated}")]
+    AnswerValue { stated: String, actual: String },
+    /// The answer's value is not the target.
+    #[error("the answer is {value}, not the target {target}")]
+    AnswerNotTarget { value: String, target: i64 },
+    /// Non-empty text after the answer line.
+    #[error("line {line}: unexpected text after the answer: {text:?}")]
+    TrailingText { line: usize, text: String },
+}
+
+/// Labels a full text (prompt + completion): `Ok(())` = correct. Never
+/// panics, whatever the text.
+pub fn verify(text: &str, game: Game) -> Result<(), Rejection> {
+    let (numbers, target, completion) = parse_prompt(text)?;
+    verify_completion(&numbers, target, completion, game)
+}
+
+/// `true` iff [`verify`] accepts the text.
+pub fn is_correct(text: &str, game: Game) -> bool {
+    verify(text, game).is_ok()
+}
+
+/// Reads the prompt: returns the numbers, the target and the rest of the
+/// text (the completion).
+pub fn parse_prompt(text: &str) -> Result<(Vec<i64>, i64, &str), Rejection> {
+    let bad = |s: &str| Rejection::Prompt(s.to_string());
+    let rest = text
+        .strip_prefix("Input:")
+        .ok_or_else(|| bad("text must start with 'Input:'"))?;
+    let (input, rest) = rest
+        .split_once('\n')
+        .ok_or_else(|| bad("no newline after the Input line"))?;
+    let numbers: Vec<i64> = input
+        .split_whitespace()
+        .map(|t| {
+            t.parse::<i64>()
+                .map_err(|_| bad(&format!("input number {t:?} is not an integer")))
+        })
+        .collect::<Result<_, _>>()?;
+    if numbers.is_empty() {
+        return Err(bad("no input numbers"));
+    }
+    let rest = rest
+        .strip_prefix("Target:")
+        .ok_or_else(|| bad("second line must start with 'Target:'"))?;
+    let (t, rest) = rest
+        .split_once('\n')
+        .ok_or_else(|| bad("no newline after the Target line"))?;
+    let target: i64 = t
+        .trim()
+        .parse()
+        .map_err(|_| bad(&format!("target {:?} is not an integer", t.trim())))?;
+    let rest = rest
+        .strip_prefix("Steps:\n")
+        .ok_or_else(|| bad("third line must be 'Steps:'"))?;
+    Ok((numbers, target, rest))
+}
+
+fn multiset(xs: &[Ratio]) -> HashMap<Ratio, i64> {
+    let mut m = HashMap::new();
+    for &x in xs {
+        *m.entry(x).or_insert(0) += 1;
+    }
+    m
+}
+
+fn sorted_text(xs: &[Ratio]) -> String {
+    let mut v = xs.to_vec();
+    v.sort();
+    join(v.iter())
+}
+
+/// Applies one step under the game's rules.
+fn apply(game: Game, op: Op, a: Ratio, b: Ratio) -> Result<Ratio, String> {
+    match game {
+        Game::Countdown => {
+            let (x, y) = match (a.to_integer(), b.to_integer()) {
+                (Some(x), Some(y)) if x >= 0 && y >= 0 => (x, y),
+                _ => return Err("Countdown values are non-negative integers".into()),
+            };
+            countdown_apply(op, x, y).map(Ratio::int)
+        }
+        Game::Game24 => op
+            .apply(a, b)
+            .ok_or_else(|| "division by zero or overflow".to_string()),
+    }
+}
+
+/// Labels a completion for the given puzzle (see the module docs).
+pub fn verify_completion(
+    numbers: &[i64],
+    target: i64,
+    completion: &str,
+    game: Game,
+) -> Result<(), Rejection> {
+    let inputs: Vec<Ratio> = numbers.iter().map(|&n| Ratio::int(n)).collect();
+    let expected_steps = numbers.len().saturating_sub(1);
+    let lines: Vec<&str> = completion.split('\n').collect();
+    let mut left = inputs.clone();
+    let mut idx = 0;
+    for steps in 0..expected_steps {
+        let text = lines.get(idx).copied().unwrap_or("");
+        if text.starts_with("Answer:") || text.trim().is_empty() {
+            return Err(Rejection::StepCount {
+                expected: expected_steps,
+                got: steps,
+            });
+        }
+        let line = idx + 1;
+        let fmt_err = |reason: &str| Rejection::StepFormat {
+            line,
+            text: text.to_string(),
+            reason: reason.to_string(),
+        };
+        let (lhs, rest) = text
+            .split_once("(left:")
+            .ok_or_else(|| fmt_err("no '(left:' list"))?;
+        let list = rest
+            .trim_end()
+            .strip_suffix(')')
+            .ok_or_else(|| fmt_err("the left list must end with ')'"))?;
+        let toks: Vec<&str> = lhs.split_whitespace().collect();
+        if toks.len() != 5 || toks[3] != "=" {
+            return Err(fmt_err("expected 'a op b = c' before the left list"));
+        }
+        let num = |t: &str| t.parse::<Ratio>().map_err(|e| fmt_err(&e));
+        let (a, b, c) = (num(toks[0])?, num(toks[2])?, num(toks[4])?);
+        let mut op_chars = toks[1].chars();
+        let op = match (op_chars.next().and_then(Op::from_symbol), op_chars.next()) {
+            (Some(op), None) => op,
+            _ => return Err(fmt_err("the operator must be one of + - * /")),
+        };
+        // Availability.
+        let mut next = left.clone();
+        for x in [a, b] {
+            match next.iter().position(|v| *v == x) {
+                Some(i) => {
+                    next.remove(i);
+                }
+                None => {
+                    return Err(Rejection::Unavailable {
+                        line,
+                        number: x.to_string(),
+                        left: join(left.iter()),
+                    })
+                }
+            }
+        }
+        // Arithmetic.
+        let value = apply(game, op, a, b).map_err(|detail| Rejection::Arithmetic {
+            line,
+            text: lhs.trim().to_string(),
+            detail,
+        })?;
+        if value != c {
+            return Err(Rejection::Arithmetic {
+                line,
+                text: lhs.trim().to_string(),
+                detail: format!("{a} {op} {b} is {value}"),
+            });
+        }
+        next.push(c);
+        // Left list.
+        let got: Vec<Ratio> = list.split_whitespace().map(num).collect::<Result<_, _>>()?;
+        if multiset(&got) != multiset(&next) {
+            return Err(Rejection::WrongLeft {
+                line,
+                expected: sorted_text(&next),
+                got: sorted_text(&got),
+            });
+        }
+        left = next;
+        idx += 1;
+    }
+    let answer_line = lines.get(idx).copied().unwrap_or("");
+    if !answer_line.starts_with("Answer:") {
+        if answer_line.contains("(left:") {
+            return Err(Rejection::StepCount {
+                expected: expected_steps,
+                got: expected_steps + 1,
+            });
+        }
+        return Err(Rejection::MissingAnswer);
+    }
+    if left.len() != 1 || left[0] != Ratio::int(target) {
+        return Err(Rejection::FinalNotTarget {
+            value: join(left.iter()),
+            target,
+        });
+    }
+    // Answer.
+    let line = idx + 1;
+    let ans = answer_line.strip_prefix("Answer:").expect("checked above");
+    let afmt = |reason: String| Rejection::AnswerFormat { line, reason };
+    let (e_text, v_text) = ans
+        .rsplit_once('=')
+        .ok_or_else(|| afmt("expected 'Answer: <expression> = <value>'".into()))?;
+    let stated: Ratio = v_text.trim().parse().map_err(afmt)?;
+    let e = expr::parse(e_text.trim()).map_err(afmt)?;
+    let mut used = e.leaves();
+    let mut want = inputs.clone();
+    used.sort();
+    want.sort();
+    if used != want {
+        return Err(Rejection::AnswerNumbers {
+            expected: join(want.iter()),
+            got: join(used.iter()),
+        });
+    }
+    let actual = e
+        .eval()
+        .ok_or_else(|| afmt("the expression divides by zero".into()))?;
+    if actual != stated {
+        return Err(Rejection::AnswerValue {
+            stated: stated.to_string(),
+            actual: actual.to_string(),
+        });
+    }
+    if stated != Ratio::int(target) {
+        return Err(Rejection::AnswerNotTarget {
+            value: stated.to_string(),
+            target,
+        });
+    }
+    for (k, l) in lines.iter().enumerate().skip(idx + 1) {
+        if !l.trim().is_empty() {
+            return Err(Rejection::TrailingText {
+                line: k + 1,
+                text: l.to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Token ids of one example in the shared vocabulary (no `<bos>`/`<eos>`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EncodedPath {
+    /// Prompt ids followed by completion ids.
+    pub ids: Vec<u32>,
+    /// Index of the first completion token (= prompt length); the loss goes
+    /// on `ids[completion_start..]`.
+    pub completion_start: usize,
+}
+
+/// Encodes a prompt and completion with [`crate::data::vocab::encode`] (one token
+/// per character; every text this module writes is printable ASCII + `\n`).
+pub fn encode_example(prompt: &str, completion: &str) -> Result<EncodedPath, VocabError> {
+    let mut ids = vocab::encode(prompt)?;
+    let completion_start = ids.len();
+    ids.extend(vocab::encode(completion)?);
+    Ok(EncodedPath {
+        ids,
+        completion_start,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(n: i64) -> Ratio {
+        Ratio::int(n)
+    }
+
+    const EXAMPLE: &str = "Input: 25 5 5 33\nTarget: 27\nSteps:\n25 + 5 = 30 (left: 5 33 30)\n30 / 5 = 6 (left: 33 6)\n33 - 6 = 27 (left: 27)\nAnswer: 33 - ((25 + 5) / 5) = 27\n";
+
+    #[test]
+    fn renders_the_paper_example() {
+        let moves = [
+            Move {
+                lhs: r(25),
+                op: Op::Add,
+                rhs: r(5),
+                result: r(30),
+            },
+            Move {
+                lhs: r(30),
+                op: Op::Div,
+                rhs: r(5),
+                result: r(6),
+            },
+            Move {
+                lhs: r(33),
+                op: Op::Sub,
+                rhs: r(6),
+                result: r(27),
+            },
+        ];
+        let text =
+            prompt(&[25, 5, 5, 33], 27) + &render_completion(&[25, 5, 5, 33], &moves).unwrap();
+        assert_eq!(text, EXAMPLE);
+        assert_eq!(verify(&text, Game::Countdown), Ok(()));
+        assert_eq!(verify(&text, Game::Game24), Ok(()));
+        let enc = encode_example(&prompt(&[25, 5, 5, 33], 27), "x").unwrap();
+        assert_eq!(enc.ids.len(), enc.completion_start + 1);
+    }
+
+    #[test]
+    fn rejections_name_the_problem() {
+        let cases = [
+            (EXAMPLE.replace("30 / 5 = 6", "30 / 5 = 7"), "wrong"),
+            (
+                EXAMPLE.replace("(left: 33 6)", "(left: 33 7)"),
+                "left numbers",
+            ),
+            (
+                EXAMPLE.replace("Answer: 33 - ((25 + 5) / 5) = 27\n", ""),
+                "Answer",
+            ),
+            (
+                EXAMPLE.replace("33 - ((25 + 5) / 5)", "33 - ((25 + 5) / 5) + 0"),
+                "uses",
+            ),
+            (EXAMPLE.replace("Input:", "Numbers:"), "prompt"),
+            (EXAMPLE.to_string() + "more\n", "after the answer"),
+            (
+                EXAMPLE.replace("25 + 5 = 30 (left: 5 33 30)\n", ""),
+                "not among",
+            ),
+            (
+                EXAMPLE.replace("33 - 6 = 27 (left: 27)\n", ""),
+                "expected 3 steps",
+            ),
+        ];
+        for (text, want) in cases {
+            let err = verify(&text, Game::Countdown).unwrap_err().to_string();
+            assert!(err.contains(want), "{err} (wanted {want:?})");
+        }
+        // Countdown forbids fractions and negatives; Game of 24 accepts them.
+        let g = "Input: 3 3 8 8\nTarget: 24\nSteps:\n8 / 3 = 8/3 (left: 3 8 8/3)\n3 - 8/3 = 1/3 (left: 8 1/3)\n8 / 1/3 = 24 (left: 24)\nAnswer: 8 / (3 - (8 / 3)) = 24\n";
+        assert_eq!(verify(g, Game::Game24), Ok(()));
+        assert!(matches!(
+            verify(g, Game::Countdown),
+            Err(Rejection::Arithmetic { line: 1, .. })
+        ));
+        for junk in [
+            "",
+            "Input:",
+            "Input: 1\nTarget: 1\nSteps:\n",
+            "Input: 1 2\nTarget: x\nSteps:\n",
+            "\u{0}\n\n",
+        ] {
+            let _ = verify(junk, Game::Countdown);
+        }
+        assert_eq!(
+            verify(
+                "Input: 7\nTarget: 7\nSteps:\nAnswer: 7 = 7\n",
+                Game::Countdown
+            ),
+            Ok(())
+        );
+    }
+}

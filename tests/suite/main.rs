@@ -1,0 +1,17 @@
+//! rewind's integration tests, as modules of one test binary: each file
+//! linked separately would link dfdx and the whole crate again (15 binaries
+//! took ~9 minutes to build on 2 cores; one takes a fraction of that).
+//! Run one file's tests with `cargo test --test suite fused::`.
+
+mod arithmetic;
+mod cache;
+mod config;
+mod countdown;
+mod countdown_build;
+mod fused;
+mod model;
+mod objectives;
+mod plot;
+mod plot_sweep;
+mod run;
+mod sweep;

@@ -1,0 +1,165 @@
+//! End-to-end runs on a tiny model: results layout, and resume continuing
+//! bit-for-bit where an interrupted run stopped.
+
+use std::path::Path;
+
+use rewind::experiment::config::ExperimentConfig;
+use rewind::experiment::metrics;
+use rewind::experiment::run::{run, run_dir, RunOptions};
+use rewind::experiment::sweep::RunSpec;
+
+const TINY: &str = r#"
+[experiment]
+name = "tiny"
+kind = "arithmetic"
+seed = 3
+
+[model]
+d_model = 16
+n_heads = 2
+n_layers = 1
+d_ff = 32
+max_len = 24
+dropout = 0.1
+
+[data]
+digits = [1, 2]
+long_digits = [3, 3]
+val_size = 20
+test_size = 20
+long_size = 20
+
+[[stages]]
+name = "pretrain"
+objective = { kind = "mle" }
+steps = 24
+batch_size = 8
+warmup_steps = 4
+eval_every = 8
+checkpoint_every = 8
+
+[[stages]]
+name = "finetune"
+objective = { kind = "mle" }
+steps = 10
+batch_size = 8
+lr = 3e-4
+warmup_steps = 2
+eval_every = 5
+checkpoint_every = 5
+
+[eval]
+batch_size = 20
+val_during_training = 10
+"#;
+
+fn opts(root: &Path, stop_after: Option<u64>) -> RunOptions {
+    RunOptions {
+        results_root: root.to_path_buf(),
+        stop_after,
+        quiet: true,
+        ..Default::default()
+    }
+}
+
+/// Rows without wall-clock measurements (elapsed_s, tokens_per_s), which
+/// legitimately differ between runs.
+fn rows(dir: &Path) -> Vec<(String, u64, String, String, f64)> {
+    metrics::read(&dir.join("metrics.csv"))
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.metric != "tokens_per_s")
+        .map(|r| (r.stage, r.step, r.split, r.metric, r.value))
+        .collect()
+}
+
+#[test]
+fn resumed_run_matches_uninterrupted_run_exactly() {
+    let cfg = RunSpec::single(&ExperimentConfig::from_toml(TINY).unwrap()).unwrap();
+    let dev = rewind::model::device::default_device();
+    let a = tempfile::tempdir().unwrap();
+    let full = run(&cfg, dev.clone(), "cpu", &opts(a.path(), None))
+        .unwrap()
+        .unwrap();
+
+    let b = tempfile::tempdir().unwrap();
+    // stop mid-stage-1 (step 13, between checkpoints), then mid-stage-2
+    assert!(run(&cfg, dev.clone(), "cpu", &opts(b.path(), Some(13)))
+        .unwrap()
+        .is_none());
+    let dir_b = run_dir(&cfg, b.path());
+    // a killed session may have logged rows past its last checkpoint: resume must drop them
+    let mut text = std::fs::read_to_string(dir_b.join("metrics.csv")).unwrap();
+    text.push_str("pretrain,14,train,loss,123.0,0.1\n");
+    std::fs::write(dir_b.join("metrics.csv"), text).unwrap();
+    assert!(run(&cfg, dev.clone(), "cpu", &opts(b.path(), Some(29)))
+        .unwrap()
+        .is_none());
+    let resumed = run(&cfg, dev, "cpu", &opts(b.path(), None))
+        .unwrap()
+        .unwrap();
+
+    let dir_a = run_dir(&cfg, a.path());
+    let (ra, rb) = (rows(&dir_a), rows(&dir_b));
+    assert_eq!(ra.len(), rb.len());
+    if let Some(i) = (0..ra.len()).find(|&i| ra[i] != rb[i]) {
+        panic!(
+            "row {i} differs: uninterrupted {:?} vs resumed {:?}",
+            ra[i], rb[i]
+        );
+    }
+    assert_eq!(full.exact_match, resumed.exact_match);
+    assert_eq!(full.after_stage, resumed.after_stage);
+    assert_eq!(full.val_loss, resumed.val_loss);
+    // 34 steps x 3 train metrics must all be there
+    assert_eq!(
+        ra.iter()
+            .filter(|r| r.2 == "train" && r.3 == "loss")
+            .count(),
+        34
+    );
+}
+
+#[test]
+fn run_writes_results_layout_and_skips_finished_runs() {
+    let cfg = RunSpec::single(&ExperimentConfig::from_toml(TINY).unwrap()).unwrap();
+    let dev = rewind::model::device::default_device();
+    let root = tempfile::tempdir().unwrap();
+    let s = run(&cfg, dev.clone(), "cpu", &opts(root.path(), None))
+        .unwrap()
+        .unwrap();
+    let dir = run_dir(&cfg, root.path());
+    for f in [
+        "config.toml",
+        "metrics.csv",
+        "summary.json",
+        "checkpoint.safetensors",
+        "training.png",
+        "training.svg",
+    ] {
+        let len = std::fs::metadata(dir.join(f)).map(|m| m.len()).unwrap_or(0);
+        assert!(len > 0, "{f} missing or empty");
+    }
+    // the resolved config round-trips and has the same run id
+    let back = ExperimentConfig::from_file(&dir.join("config.toml")).unwrap();
+    assert_eq!(back, cfg.cfg);
+    assert_eq!(RunSpec::single(&back).unwrap().id, cfg.id);
+    assert_eq!(s.after_stage.len(), 2, "a forgetting row per stage");
+    assert!(s.after_stage["pretrain"].contains_key("long"));
+    // rerun: nothing retrained, same summary
+    let before = std::fs::metadata(dir.join("metrics.csv"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    let again = run(&cfg, dev, "cpu", &opts(root.path(), None))
+        .unwrap()
+        .unwrap();
+    assert_eq!(again, s);
+    assert_eq!(
+        std::fs::metadata(dir.join("metrics.csv"))
+            .unwrap()
+            .modified()
+            .unwrap(),
+        before
+    );
+}
