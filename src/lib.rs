@@ -13,6 +13,7 @@ pub mod data;
 pub mod eval;
 pub mod experiment;
 pub mod kernels;
+pub mod metrics;
 pub mod model;
 pub mod objectives;
 pub mod plot;

@@ -20,6 +20,7 @@ use crate::data::{Batch, Example, MASKED};
 use crate::model::decode::{CachedDecoder, RowCache};
 use crate::model::{Inputs, Transformer};
 use crate::objectives::mle_loss;
+use crate::tasks::Problem;
 
 /// How to pick the next token.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -307,7 +308,7 @@ impl ExactMatch {
 pub fn exact_match<D: Device<f32>>(
     model: &Transformer<D>,
     dev: &D,
-    problems: &[(String, String)],
+    problems: &[Problem],
     max_new: usize,
     batch_size: usize,
     decoding: Decoding,
@@ -323,10 +324,11 @@ pub fn exact_match<D: Device<f32>>(
     for chunk in problems.chunks(batch_size.max(1)) {
         let prompts = chunk
             .iter()
-            .map(|(p, _)| vocab::encode(p))
+            .map(|p| vocab::encode(&p.prompt))
             .collect::<Result<Vec<_>, _>>()?;
         let gens = generate_cached(&decoder, &prompts, max_new, decoding, rng);
-        for ((prompt, answer), g) in chunk.iter().zip(gens) {
+        for (p, g) in chunk.iter().zip(gens) {
+            let (prompt, answer) = (&p.prompt, &p.reference);
             res.n += 1;
             let got = vocab::decode(&g.output)?;
             if g.finished && &got == answer {

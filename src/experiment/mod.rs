@@ -1,11 +1,10 @@
 //! Experiments: typed configs ([`config`]), sweeps of runs with stable ids
 //! ([`sweep`]), the run loop over stages with resume ([`run`]), and the
-//! results each run writes ([`metrics`], [`report`]); [`explain`] documents
+//! report of a run ([`report`]; per-step rows go to [`crate::metrics`]); [`explain`] documents
 //! every config key.
 
 pub mod config;
 pub mod explain;
-pub mod metrics;
 pub mod report;
 pub mod run;
 pub mod sweep;

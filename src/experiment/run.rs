@@ -3,7 +3,7 @@
 //!
 //! `results/<name>/<run_id>/`:
 //! - `config.toml`: the full resolved config
-//! - `metrics.csv`: every measurement (see [`crate::experiment::metrics`])
+//! - `metrics.csv`: every measurement (see [`crate::metrics`])
 //! - `checkpoint.safetensors`: model + optimiser + step (see [`crate::train::checkpoint`])
 //! - `summary.json`: final metrics, timings, seed, git commit, versions
 //! - `training.png` / `training.svg`: loss and accuracy curves
@@ -25,10 +25,10 @@ use serde::{Deserialize, Serialize};
 use crate::data::{Batch, Example};
 use crate::eval::{self, Decoding};
 use crate::experiment::config::{ExperimentConfig, StageConfig};
-use crate::experiment::metrics::{MetricsLog, Row};
 use crate::experiment::sweep::RunSpec;
+use crate::metrics::{MetricsLog, Row};
 use crate::model::{rng_for, sub_seed, Dropout, Transformer};
-use crate::tasks::registry::Task;
+use crate::tasks::Task;
 use crate::train::checkpoint::{self, Checkpoint};
 use crate::train::optim::{lr_at, AdamW};
 
@@ -201,7 +201,7 @@ impl<D: Device<f32>> Runner<'_, D> {
         )?;
         let examples = problems
             .iter()
-            .map(|(p, a)| Example::from_text(p, a))
+            .map(|p| Example::from_text(&p.prompt, &p.reference))
             .collect::<Result<Vec<_>, _>>()?;
         let nll = eval::mean_nll(model, &self.dev, &examples, ec.batch_size);
         for (metric, value) in [("exact_match", em.accuracy()), ("loss", nll)] {
@@ -532,7 +532,7 @@ pub fn run<D: Device<f32>>(
         .task
         .problems(&r.monitor)?
         .iter()
-        .map(|(p, a)| Example::from_text(p, a))
+        .map(|p| Example::from_text(&p.prompt, &p.reference))
         .collect::<Result<Vec<_>, _>>()?;
     let val_loss = eval::mean_nll(&model, &r.dev, &val_examples, cfg.eval.batch_size);
     let wrong = match wrong {
@@ -542,7 +542,7 @@ pub fn run<D: Device<f32>>(
     };
     // per-stage results come from metrics.csv, the one record that
     // survives interrupted sessions
-    let rows = crate::experiment::metrics::read(&dir.join("metrics.csv"))?;
+    let rows = crate::metrics::read(&dir.join("metrics.csv"))?;
     let (after_stage, timings) = stage_results(cfg, &rows);
     let final_em = after_stage
         .get(&cfg.stages[cfg.stages.len() - 1].name)

@@ -1,6 +1,56 @@
 //! Tasks: problem generators with held-out splits and their graders.
-//! [`registry`] maps `experiment.kind` to a task.
+//! [`registry`] maps `experiment.kind` to a task; the trainer, evaluator,
+//! sweeps and plots only see the [`Task`] trait.
 
 pub mod arithmetic;
 pub mod countdown;
 pub mod registry;
+
+use anyhow::Result;
+use rand::rngs::StdRng;
+
+use crate::data::Example;
+
+/// One evaluation question: the prompt the model sees and a reference
+/// completion (what exact match compares against; a verifier may accept
+/// other completions too).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    pub prompt: String,
+    pub reference: String,
+}
+
+impl Problem {
+    pub fn new(prompt: &str, reference: &str) -> Self {
+        Self {
+            prompt: prompt.into(),
+            reference: reference.into(),
+        }
+    }
+}
+
+/// A task: a training distribution, fixed held-out evaluation splits, and
+/// how a completion is graded.
+pub trait Task: Send + Sync {
+    /// One fresh training sequence (never a held-out question).
+    fn sample_train(&self, rng: &mut StdRng) -> Result<Example>;
+    /// Names of the evaluation splits, e.g. `["val", "test", "long"]`;
+    /// the first is the one monitored during training.
+    fn splits(&self) -> Vec<String>;
+    /// The problems of a split, always in the same order.
+    fn problems(&self, split: &str) -> Result<Vec<Problem>>;
+    /// Whether `completion` solves `problem` according to the task's own
+    /// checker (for Countdown: every step legal and the answer reaching the
+    /// target). `None`: this task has no verifier, only exact match.
+    fn verify(&self, problem: &Problem, completion: &str) -> Option<bool> {
+        let _ = (problem, completion);
+        None
+    }
+    /// Longest sequence in tokens, including `<bos>` and `<eos>`.
+    fn max_seq_len(&self) -> usize;
+    /// Longest completion in tokens (the decoding budget), excluding `<eos>`.
+    fn max_answer_len(&self) -> usize;
+    /// Turns a question typed by a user into the model's prompt format and
+    /// the expected completion (used by `rewind sample`).
+    fn user_prompt(&self, text: &str) -> Result<(String, Option<String>)>;
+}

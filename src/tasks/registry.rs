@@ -1,33 +1,13 @@
 //! The experiment kinds, registered in one place.
 //!
-//! A kind turns the `[data]` table of a config into a [`Task`]: something
+//! A kind turns the `[data]` table of a config into a [`Task`](super::Task): something
 //! that draws training sequences and holds fixed evaluation splits. The
 //! trainer, evaluator, sweeps and plots only see this trait, so a new kind
 //! is one file implementing it plus one line in [`KINDS`].
 
+use super::arithmetic::{ArithmeticConfig, ArithmeticTask};
+use super::Task;
 use anyhow::{bail, Context, Result};
-use rand::rngs::StdRng;
-
-use crate::data::Example;
-use crate::tasks::arithmetic::{to_base, ArithmeticConfig, ArithmeticTask, Split};
-
-/// A task: training distribution plus held-out evaluation splits.
-pub trait Task: Send + Sync {
-    /// One fresh training sequence (never a held-out question).
-    fn sample_train(&self, rng: &mut StdRng) -> Result<Example>;
-    /// Names of the evaluation splits, e.g. `["val", "test", "long"]`;
-    /// the first is the one monitored during training.
-    fn splits(&self) -> Vec<String>;
-    /// `(prompt, expected completion)` pairs of a split.
-    fn problems(&self, split: &str) -> Result<Vec<(String, String)>>;
-    /// Longest sequence in tokens, including `<bos>` and `<eos>`.
-    fn max_seq_len(&self) -> usize;
-    /// Longest completion in tokens (the decoding budget), excluding `<eos>`.
-    fn max_answer_len(&self) -> usize;
-    /// Turns a question typed by a user into the model's prompt format and
-    /// the expected completion (used by `rewind sample`).
-    fn user_prompt(&self, text: &str) -> Result<(String, Option<String>)>;
-}
 
 /// One registered kind.
 pub struct Kind {
@@ -95,44 +75,4 @@ fn build_arithmetic(data: &toml::Table, seed: u64) -> Result<Box<dyn Task>> {
     Ok(Box::new(
         ArithmeticTask::new(cfg, seed).map_err(|e| anyhow::anyhow!("{e}"))?,
     ))
-}
-
-impl Task for ArithmeticTask {
-    fn sample_train(&self, rng: &mut StdRng) -> Result<Example> {
-        let p = ArithmeticTask::sample_train(self, rng);
-        Ok(Example::from_text(&p.prompt, &p.answer)?)
-    }
-
-    fn splits(&self) -> Vec<String> {
-        Split::ALL.iter().map(|s| s.to_string()).collect()
-    }
-
-    fn problems(&self, split: &str) -> Result<Vec<(String, String)>> {
-        let split: Split = split.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
-        Ok(self
-            .split(split)
-            .iter()
-            .map(|p| (p.prompt.clone(), p.answer.clone()))
-            .collect())
-    }
-
-    fn max_seq_len(&self) -> usize {
-        self.max_prompt_len() + self.max_answer_len() + 2
-    }
-
-    fn max_answer_len(&self) -> usize {
-        ArithmeticTask::max_answer_len(self)
-    }
-
-    fn user_prompt(&self, text: &str) -> Result<(String, Option<String>)> {
-        let (a, op, b) = self
-            .parse_prompt(text)
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        // operands longer than training ones are formatted like the long split
-        let cfg = self.config();
-        let digits = |n: i64| to_base(n.unsigned_abs(), cfg.base).len() as u32;
-        let long = digits(a).max(digits(b)) > cfg.digits[1];
-        let p = self.problem(a, op, b, long);
-        Ok((p.prompt, Some(p.answer)))
-    }
 }

@@ -4,9 +4,9 @@
 use std::path::Path;
 
 use rewind::experiment::config::ExperimentConfig;
-use rewind::experiment::metrics;
 use rewind::experiment::run::{run, run_dir, RunOptions};
 use rewind::experiment::sweep::RunSpec;
+use rewind::metrics;
 
 const TINY: &str = r#"
 [experiment]

@@ -818,6 +818,8 @@ fn zero_pad(digits: &str, width: usize) -> String {
     format!("{digits:0>width$}")
 }
 
+mod task;
+
 #[cfg(test)]
 mod tests {
     use super::*;

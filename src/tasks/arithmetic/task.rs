@@ -1,0 +1,48 @@
+//! Arithmetic as a [`Task`]: the view the trainer and evaluator use.
+
+use anyhow::Result;
+use rand::rngs::StdRng;
+
+use super::{to_base, ArithmeticTask, Split};
+use crate::data::Example;
+use crate::tasks::{Problem, Task};
+
+impl Task for ArithmeticTask {
+    fn sample_train(&self, rng: &mut StdRng) -> Result<Example> {
+        let p = ArithmeticTask::sample_train(self, rng);
+        Ok(Example::from_text(&p.prompt, &p.answer)?)
+    }
+
+    fn splits(&self) -> Vec<String> {
+        Split::ALL.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn problems(&self, split: &str) -> Result<Vec<Problem>> {
+        let split: Split = split.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
+        Ok(self
+            .split(split)
+            .iter()
+            .map(|p| Problem::new(&p.prompt, &p.answer))
+            .collect())
+    }
+
+    fn max_seq_len(&self) -> usize {
+        self.max_prompt_len() + self.max_answer_len() + 2
+    }
+
+    fn max_answer_len(&self) -> usize {
+        ArithmeticTask::max_answer_len(self)
+    }
+
+    fn user_prompt(&self, text: &str) -> Result<(String, Option<String>)> {
+        let (a, op, b) = self
+            .parse_prompt(text)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        // operands longer than training ones are formatted like the long split
+        let cfg = self.config();
+        let digits = |n: i64| to_base(n.unsigned_abs(), cfg.base).len() as u32;
+        let long = digits(a).max(digits(b)) > cfg.digits[1];
+        let p = self.problem(a, op, b, long);
+        Ok((p.prompt, Some(p.answer)))
+    }
+}
