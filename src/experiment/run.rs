@@ -243,12 +243,11 @@ impl<D: Device<f32>> Runner<'_, D> {
         meta.insert("config".into(), self.cfg.to_toml()?);
         meta.insert("git_commit".into(), git_commit());
         meta.insert("rewind_version".into(), env!("CARGO_PKG_VERSION").into());
-        checkpoint::save(
-            &self.dir.join("checkpoint.safetensors"),
-            model,
-            Some(opt),
-            &meta,
-        )
+        // At a stage boundary (step 0 of a stage) the optimiser belongs to
+        // the stage that just ended, and the next stage starts a fresh one:
+        // saving its moments would let a resumed run continue with them.
+        let opt = (pos.step_in_stage > 0).then_some(opt);
+        checkpoint::save(&self.dir.join("checkpoint.safetensors"), model, opt, &meta)
     }
 
     /// Trains one stage from `start` steps in; returns (train seconds, tokens).
@@ -403,7 +402,10 @@ pub fn run<D: Device<f32>>(
         pos.step_in_stage = get("step_in_stage")?.parse()?;
         pos.elapsed_s = get("elapsed_s")?.parse()?;
         pos.wall_s = get("wall_s")?.parse()?;
-        if pos.stage < cfg.stages.len() {
+        // Mid-stage the checkpoint holds the stage's AdamW moments; at a
+        // stage boundary (step_in_stage == 0) it holds none and the stage
+        // starts with a fresh optimiser, as an uninterrupted run does.
+        if pos.stage < cfg.stages.len() && pos.step_in_stage > 0 {
             let params = model.params();
             let mut opt = AdamW::new(cfg.stages[pos.stage].optimizer.clone(), &params);
             drop(params);
@@ -526,6 +528,12 @@ pub fn run<D: Device<f32>>(
             wall_s: r.wall_now(),
         };
         r.save(&model, &opt, pos)?;
+        if opts.stop_after == Some(gstep) && si + 1 < cfg.stages.len() {
+            // stopped exactly at a stage boundary: leave the checkpoint as
+            // the boundary save wrote it, as a kill right after it would
+            r.pb.abandon();
+            return Ok(None);
+        }
     }
     r.pb.finish_and_clear();
     let val_examples = r

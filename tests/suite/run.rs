@@ -7,6 +7,7 @@ use rewind::experiment::config::ExperimentConfig;
 use rewind::experiment::run::{run, run_dir, RunOptions};
 use rewind::experiment::sweep::RunSpec;
 use rewind::metrics;
+use rewind::train::checkpoint::Checkpoint;
 
 const TINY: &str = r#"
 [experiment]
@@ -73,8 +74,22 @@ fn rows(dir: &Path) -> Vec<(String, u64, String, String, f64)> {
         .collect()
 }
 
-#[test]
-fn resumed_run_matches_uninterrupted_run_exactly() {
+/// Every parameter of a run's final checkpoint, by name.
+fn weights(dir: &Path) -> Vec<(String, Vec<f32>)> {
+    let ck = Checkpoint::read(&dir.join("checkpoint.safetensors")).unwrap();
+    let model = ck.model(&rewind::model::device::default_device()).unwrap();
+    model
+        .params()
+        .into_iter()
+        .map(|(n, t)| (n, t.as_vec()))
+        .collect()
+}
+
+/// Runs TINY uninterrupted and again stopped after each global step in
+/// `stops` (a stop leaves the run as a kill would: at its last checkpoint,
+/// with possibly more metrics rows written after it), then resumed to the
+/// end; the two must agree bit for bit.
+fn assert_resume_is_exact(stops: &[u64]) {
     let cfg = RunSpec::single(&ExperimentConfig::from_toml(TINY).unwrap()).unwrap();
     let dev = rewind::model::device::default_device();
     let a = tempfile::tempdir().unwrap();
@@ -83,18 +98,19 @@ fn resumed_run_matches_uninterrupted_run_exactly() {
         .unwrap();
 
     let b = tempfile::tempdir().unwrap();
-    // stop mid-stage-1 (step 13, between checkpoints), then mid-stage-2
-    assert!(run(&cfg, dev.clone(), "cpu", &opts(b.path(), Some(13)))
-        .unwrap()
-        .is_none());
     let dir_b = run_dir(&cfg, b.path());
-    // a killed session may have logged rows past its last checkpoint: resume must drop them
-    let mut text = std::fs::read_to_string(dir_b.join("metrics.csv")).unwrap();
-    text.push_str("pretrain,14,train,loss,123.0,0.1\n");
-    std::fs::write(dir_b.join("metrics.csv"), text).unwrap();
-    assert!(run(&cfg, dev.clone(), "cpu", &opts(b.path(), Some(29)))
-        .unwrap()
-        .is_none());
+    for (k, &stop) in stops.iter().enumerate() {
+        assert!(run(&cfg, dev.clone(), "cpu", &opts(b.path(), Some(stop)))
+            .unwrap()
+            .is_none());
+        if k == 0 {
+            // a killed session may have logged rows past its last
+            // checkpoint: resume must drop them
+            let mut text = std::fs::read_to_string(dir_b.join("metrics.csv")).unwrap();
+            text.push_str(&format!("pretrain,{},train,loss,123.0,0.1\n", stop + 1));
+            std::fs::write(dir_b.join("metrics.csv"), text).unwrap();
+        }
+    }
     let resumed = run(&cfg, dev, "cpu", &opts(b.path(), None))
         .unwrap()
         .unwrap();
@@ -111,6 +127,11 @@ fn resumed_run_matches_uninterrupted_run_exactly() {
     assert_eq!(full.exact_match, resumed.exact_match);
     assert_eq!(full.after_stage, resumed.after_stage);
     assert_eq!(full.val_loss, resumed.val_loss);
+    assert_eq!(full.wrong_examples, resumed.wrong_examples);
+    assert!(
+        weights(&dir_a) == weights(&dir_b),
+        "final weights differ after resume"
+    );
     // 34 steps x 3 train metrics must all be there
     assert_eq!(
         ra.iter()
@@ -118,6 +139,19 @@ fn resumed_run_matches_uninterrupted_run_exactly() {
             .count(),
         34
     );
+}
+
+#[test]
+fn run_killed_mid_stage_resumes_bit_for_bit() {
+    // step 13: between checkpoints of stage 1; step 29: inside stage 2
+    assert_resume_is_exact(&[13, 29]);
+}
+
+#[test]
+fn run_killed_exactly_at_stage_boundary_resumes_bit_for_bit() {
+    // step 24 is the end of `pretrain`: the checkpoint written there must
+    // not carry pretrain's AdamW moments into `finetune`
+    assert_resume_is_exact(&[24]);
 }
 
 #[test]
