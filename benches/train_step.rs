@@ -16,12 +16,13 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use rewind::cli::bench::{random_causal_batch, TrainStepBench};
-use rewind::data::Batch;
-use rewind::experiment::config::{ExperimentConfig, ObjectiveConfig};
-use rewind::model::device::default_device;
+use rewind::data::{Batch, TrainBatch};
+use rewind::experiment::config::ExperimentConfig;
+use rewind::model::device::{default_device, Dev};
 use rewind::model::{rng_for, Dropout, Inputs, ModelConfig, Transformer};
+use rewind::objectives::Mle;
 use rewind::train::optim::{AdamW, AdamWConfig};
-use rewind::train::{train_step, train_step_reference, StepSpec};
+use rewind::train::{reference, train_step, Backend, StepSpec};
 
 fn quickstart() -> (ModelConfig, Batch) {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/experiments/quickstart.toml");
@@ -54,7 +55,8 @@ fn bench_model(c: &mut Criterion, name: &str, cfg: &ModelConfig, batch: &Batch, 
     let dev = default_device();
     let mut model = Transformer::new_any_vocab(cfg, &dev, 0).expect("model");
     let mut opt = AdamW::new(AdamWConfig::default(), &model.params());
-    let objective = ObjectiveConfig::Mle {};
+    let objective = Mle;
+    let tbatch = TrainBatch::Tokens(batch.clone());
     let spec = StepSpec {
         objective: &objective,
         lr: 1e-4,
@@ -66,31 +68,16 @@ fn bench_model(c: &mut Criterion, name: &str, cfg: &ModelConfig, batch: &Batch, 
     g.measurement_time(Duration::from_secs(if reference { 10 } else { 20 }));
     g.bench_function("train_step", |b| {
         b.iter(|| {
-            train_step(
-                &mut model,
-                &mut opt,
-                &dev,
-                batch,
-                &spec,
-                &mut Dropout::off(),
-            )
-            .expect("step")
+            train_step(&mut model, &mut opt, &tbatch, &spec, &mut Dropout::off()).expect("step")
         })
     });
     let inputs = Inputs::from_batch(&batch, &dev);
-    g.bench_function("forward", |b| b.iter(|| model.forward(&inputs)));
+    g.bench_function("forward", |b| b.iter(|| Dev::logits(&model, batch)));
     if reference {
         g.bench_function("train_step_reference", |b| {
             b.iter(|| {
-                train_step_reference(
-                    &mut model,
-                    &mut opt,
-                    &dev,
-                    batch,
-                    &spec,
-                    &mut Dropout::off(),
-                )
-                .expect("step")
+                reference::train_step(&mut model, &mut opt, &tbatch, &spec, &mut Dropout::off())
+                    .expect("step")
             })
         });
         g.bench_function("forward_reference", |b| {

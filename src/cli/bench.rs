@@ -13,12 +13,12 @@ use std::time::Instant;
 use anyhow::{ensure, Context, Result};
 use rand::{Rng, SeedableRng};
 
-use crate::data::{Batch, MASKED};
-use crate::experiment::config::ObjectiveConfig;
+use crate::data::{Batch, TrainBatch, MASKED};
 use crate::model::device::{default_device, Dev};
 use crate::model::{Dropout, ModelConfig, PositionKind, Transformer};
+use crate::objectives::Mle;
 use crate::train::optim::{AdamW, AdamWConfig};
-use crate::train::{train_step, train_step_reference, StepSpec};
+use crate::train::{reference, train_step, StepSpec};
 
 /// What to time (the flags of `rewind bench train-step`).
 #[derive(Clone, Debug, PartialEq)]
@@ -36,7 +36,7 @@ pub struct TrainStepBench {
     pub warmup: usize,
     /// Timed steps; the report gives their median.
     pub iters: usize,
-    /// Time the composite dfdx path ([`train_step_reference`]) instead.
+    /// Time the composite dfdx path ([`reference::train_step`]) instead.
     pub reference: bool,
     /// Also time a large matmul to estimate the machine's peak FLOP/s.
     pub peak: bool,
@@ -199,6 +199,7 @@ pub fn random_causal_batch(vocab: usize, batch: usize, seq: usize, seed: u64) ->
         ids: (0..n).map(|_| rng.gen_range(0..vocab)).collect(),
         targets: (0..n).map(|_| rng.gen_range(0..vocab)).collect(),
         weights: vec![1.0; n],
+        completion: vec![true; n],
         positions: (0..n).map(|i| i % seq).collect(),
         mask,
     }
@@ -223,7 +224,7 @@ pub fn matmul_peak_flops(n: usize, reps: usize) -> f64 {
     2.0 * (n as f64).powi(3) / median(&times)
 }
 
-/// Times [`train_step`] (or [`train_step_reference`]) on a random causal
+/// Times [`train_step`] (or [`reference::train_step`]) on a random causal
 /// batch; see [`TrainStepBench`].
 pub fn bench_train_step(opts: &TrainStepBench) -> Result<BenchReport> {
     ensure!(opts.threads >= 1, "--threads must be at least 1");
@@ -242,8 +243,8 @@ pub fn bench_train_step(opts: &TrainStepBench) -> Result<BenchReport> {
         let dev: Dev = default_device();
         let mut model = Transformer::new_any_vocab(&cfg, &dev, 0).map_err(anyhow::Error::msg)?;
         let mut opt = AdamW::new(AdamWConfig::default(), &model.params());
-        let batch = random_causal_batch(opts.vocab, opts.batch, opts.seq, 1);
-        let objective = ObjectiveConfig::Mle {};
+        let batch = TrainBatch::Tokens(random_causal_batch(opts.vocab, opts.batch, opts.seq, 1));
+        let objective = Mle;
         let spec = StepSpec {
             objective: &objective,
             lr: 1e-4,
@@ -254,23 +255,9 @@ pub fn bench_train_step(opts: &TrainStepBench) -> Result<BenchReport> {
         for i in 0..opts.warmup + opts.iters {
             let t0 = Instant::now();
             let stats = if opts.reference {
-                train_step_reference(
-                    &mut model,
-                    &mut opt,
-                    &dev,
-                    &batch,
-                    &spec,
-                    &mut Dropout::off(),
-                )
+                reference::train_step(&mut model, &mut opt, &batch, &spec, &mut Dropout::off())
             } else {
-                train_step(
-                    &mut model,
-                    &mut opt,
-                    &dev,
-                    &batch,
-                    &spec,
-                    &mut Dropout::off(),
-                )
+                train_step(&mut model, &mut opt, &batch, &spec, &mut Dropout::off())
             }?;
             let ms = t0.elapsed().as_secs_f64() * 1e3;
             if i >= opts.warmup {

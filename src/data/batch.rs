@@ -8,8 +8,11 @@
 
 use crate::data::vocab::{BOS, EOS, PAD};
 
-/// Additive mask value for a hidden key: large and finite, so a row whose
-/// keys are all hidden (a padding query) gives a uniform softmax, not NaN.
+/// The additive attention-mask value that hides a key from a query: added
+/// to the score `q·k/√d` before the softmax, it makes that key's weight
+/// exactly 0 (0 is added where the key is visible). Large and finite, so a
+/// query whose keys are all hidden (a padding row) gets a uniform softmax
+/// instead of NaN; its output is never read by a loss (weight 0).
 pub const MASKED: f32 = -1e9;
 
 /// One training sequence: `tokens` starts with `<bos>` and usually ends with
@@ -48,7 +51,8 @@ impl Example {
 /// A batch of `batch` rows of length `seq`, row-major.
 ///
 /// # Shapes
-/// `ids`, `targets`, `weights`, `positions`: `batch * seq`; `mask`: `batch * seq * seq`.
+/// `ids`, `targets`, `weights`, `completion`, `positions`: `batch * seq`;
+/// `mask`: `batch * seq * seq`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Batch {
     pub batch: usize,
@@ -59,6 +63,10 @@ pub struct Batch {
     pub targets: Vec<usize>,
     /// Loss weight of each position's target (0 for prompt and padding).
     pub weights: Vec<f32>,
+    /// Whether each position's target belongs to a completion (not the
+    /// prompt, not padding): the tokens a completion-only objective such
+    /// as unlikelihood reads, whatever their weights.
+    pub completion: Vec<bool>,
     /// Position id of each input token.
     pub positions: Vec<usize>,
     /// Additive attention mask: 0 visible, [`MASKED`] hidden.
@@ -81,6 +89,7 @@ impl Batch {
             ids: vec![PAD as usize; batch * seq],
             targets: vec![PAD as usize; batch * seq],
             weights: vec![0.0; batch * seq],
+            completion: vec![false; batch * seq],
             positions: vec![0; batch * seq],
             mask: vec![MASKED; batch * seq * seq],
         };
@@ -92,6 +101,7 @@ impl Batch {
                 b.targets[at] = e.tokens[i + 1] as usize;
                 if i + 1 >= e.loss_from {
                     b.weights[at] = 1.0;
+                    b.completion[at] = true;
                 }
                 b.positions[at] = i;
             }
@@ -116,6 +126,89 @@ impl Batch {
     }
 }
 
+/// Which kind of batch an objective trains on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BatchKind {
+    Tokens,
+    Pairs,
+    Transitions,
+}
+
+impl std::fmt::Display for BatchKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Tokens => "token batch",
+            Self::Pairs => "pair batch",
+            Self::Transitions => "transition batch",
+        })
+    }
+}
+
+/// Chosen and rejected completions of the same prompts, for preference
+/// objectives (DPO, SimPO, CPO): `rows` holds the chosen sequences in rows
+/// `0..pairs` and the rejected ones in rows `pairs..2·pairs`, row `i`
+/// paired with row `pairs + i`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PairBatch {
+    pub rows: Batch,
+    pub pairs: usize,
+    /// Sequence log-probabilities of the completions (Σ over completion
+    /// tokens) under a frozen reference model, one per row of `rows`; empty
+    /// when the objective needs no reference (SimPO, CPO).
+    pub ref_logp: Vec<f64>,
+}
+
+impl PairBatch {
+    /// Pairs `chosen[i]` with `rejected[i]` (same prompts, same count).
+    pub fn new(chosen: &[Example], rejected: &[Example]) -> Self {
+        assert_eq!(chosen.len(), rejected.len(), "one rejected per chosen");
+        let all: Vec<Example> = chosen.iter().chain(rejected).cloned().collect();
+        Self {
+            rows: Batch::causal(&all),
+            pairs: chosen.len(),
+            ref_logp: vec![],
+        }
+    }
+}
+
+/// Sequences that contain `<bksp>` actions, laid out for one forward pass
+/// in which every position sees exactly the state it is in (see
+/// `data::backspace`): SequenceMatch's data and policy transitions.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TransitionBatch {
+    pub rows: Batch,
+}
+
+/// What a training step consumes: one of the batch kinds. Every kind is
+/// run through the model as the token [`Batch`] of [`TrainBatch::rows`];
+/// the objective reads the rest.
+#[derive(Clone, Debug, PartialEq)]
+pub enum TrainBatch {
+    Tokens(Batch),
+    Pairs(PairBatch),
+    Transitions(TransitionBatch),
+}
+
+impl TrainBatch {
+    /// The token rows the model runs on.
+    pub fn rows(&self) -> &Batch {
+        match self {
+            Self::Tokens(b) => b,
+            Self::Pairs(p) => &p.rows,
+            Self::Transitions(t) => &t.rows,
+        }
+    }
+
+    /// Its kind.
+    pub fn kind(&self) -> BatchKind {
+        match self {
+            Self::Tokens(_) => BatchKind::Tokens,
+            Self::Pairs(_) => BatchKind::Pairs,
+            Self::Transitions(_) => BatchKind::Transitions,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,6 +224,7 @@ mod tests {
         assert_eq!(&b.ids[0..4], &[1, 10, 11, 12]);
         assert_eq!(&b.targets[0..4], &[10, 11, 12, 2]);
         assert_eq!(&b.weights[0..4], &[0.0, 0.0, 1.0, 1.0]);
+        assert_eq!(&b.completion[0..4], &[false, false, true, true]);
         // row 1: bos 10 eos -> inputs bos 10 pad pad, loss only on eos
         assert_eq!(&b.ids[4..8], &[1, 10, 0, 0]);
         assert_eq!(&b.weights[4..8], &[0.0, 1.0, 0.0, 0.0]);

@@ -7,4 +7,4 @@
 pub mod batch;
 pub mod vocab;
 
-pub use batch::{Batch, Example, MASKED};
+pub use batch::{Batch, BatchKind, Example, PairBatch, TrainBatch, TransitionBatch, MASKED};

@@ -12,15 +12,16 @@
 //! step; it is the reference the cached path is tested against, and picks
 //! the same tokens for the same seed.
 
-use dfdx::prelude::*;
 use rand::{rngs::StdRng, Rng};
 
 use crate::data::vocab::{self, BKSP, BOS, EOS, PAD};
 use crate::data::{Batch, Example, MASKED};
 use crate::model::decode::{CachedDecoder, RowCache};
-use crate::model::{Inputs, Transformer};
-use crate::objectives::mle_loss;
+use crate::model::Transformer;
+use crate::objectives::mle::mle;
+use crate::objectives::ObjectiveError;
 use crate::tasks::Problem;
+use crate::train::Backend;
 
 /// How to pick the next token.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -43,7 +44,7 @@ pub struct Generation {
 }
 
 /// Left-padded batch of states for next-token prediction at the last column.
-fn state_inputs<D: Device<f32>>(dev: &D, states: &[Vec<u32>]) -> Inputs<D> {
+fn state_batch(states: &[Vec<u32>]) -> Batch {
     let b = states.len();
     let s = states.iter().map(Vec::len).max().unwrap_or(1).max(1);
     let mut ids = vec![PAD as usize; b * s];
@@ -65,10 +66,15 @@ fn state_inputs<D: Device<f32>>(dev: &D, states: &[Vec<u32>]) -> Inputs<D> {
             }
         }
     }
-    Inputs {
-        ids: dev.tensor_from_vec(ids, (b, s)),
-        positions: dev.tensor_from_vec(positions, (b, s)),
-        mask: dev.tensor_from_vec(mask, (b, s, s)),
+    Batch {
+        batch: b,
+        seq: s,
+        ids,
+        targets: vec![PAD as usize; b * s],
+        weights: vec![0.0; b * s],
+        completion: vec![false; b * s],
+        positions,
+        mask,
     }
 }
 
@@ -127,7 +133,7 @@ fn empty_generations(n: usize) -> Vec<Generation> {
 ///
 /// Decodes with a key/value cache ([`generate_cached`]) on a host copy of
 /// the weights; gives the same generations as [`generate_uncached`].
-pub fn generate<D: Device<f32>>(
+pub fn generate<D: Backend>(
     model: &Transformer<D>,
     dev: &D,
     prompts: &[Vec<u32>],
@@ -218,7 +224,7 @@ pub fn generate_cached(
 /// [`generate`] without a cache: every step reruns the full forward pass
 /// on the left-padded batch of current states (on `dev`). The reference
 /// for the cached path.
-pub fn generate_uncached<D: Device<f32>>(
+pub fn generate_uncached<D: Backend>(
     model: &Transformer<D>,
     dev: &D,
     prompts: &[Vec<u32>],
@@ -226,6 +232,7 @@ pub fn generate_uncached<D: Device<f32>>(
     decoding: Decoding,
     rng: &mut StdRng,
 ) -> Vec<Generation> {
+    let _ = dev; // the batch goes to the device inside `D::logits`
     let mut states = initial_states(prompts);
     let prompt_lens: Vec<usize> = states.iter().map(Vec::len).collect();
     let mut gens = empty_generations(prompts.len());
@@ -238,9 +245,10 @@ pub fn generate_uncached<D: Device<f32>>(
             break;
         }
         let batch: Vec<Vec<u32>> = active.iter().map(|&r| states[r].clone()).collect();
-        let logits = model.forward(&state_inputs(dev, &batch));
-        let (b, s, v) = *logits.shape();
-        let all = logits.as_vec();
+        let inputs = state_batch(&batch);
+        let all = D::logits(model, &inputs);
+        let (b, s) = (inputs.batch, inputs.seq);
+        let v = all.len() / (b * s);
         for (row, &r) in active.iter().enumerate() {
             let last = &all[(row * s + s - 1) * v..(row * s + s) * v];
             let tok = pick(last, decoding, rng);
@@ -268,7 +276,7 @@ pub fn generate_uncached<D: Device<f32>>(
 /// Next-token logits (`vocab` values) for each state, by a full forward
 /// pass on the left-padded batch of states, as [`generate_uncached`] sees
 /// them. For checking the cached decoder.
-pub fn last_logits_uncached<D: Device<f32>>(
+pub fn last_logits_uncached<D: Backend>(
     model: &Transformer<D>,
     dev: &D,
     states: &[Vec<u32>],
@@ -276,9 +284,11 @@ pub fn last_logits_uncached<D: Device<f32>>(
     if states.is_empty() {
         return vec![];
     }
-    let logits = model.forward(&state_inputs(dev, states));
-    let (_, s, v) = *logits.shape();
-    let all = logits.as_vec();
+    let _ = dev;
+    let inputs = state_batch(states);
+    let all = D::logits(model, &inputs);
+    let s = inputs.seq;
+    let v = all.len() / (inputs.batch * s);
     (0..states.len())
         .map(|r| all[(r * s + s - 1) * v..(r * s + s) * v].to_vec())
         .collect()
@@ -305,7 +315,7 @@ impl ExactMatch {
 
 /// Exact-match accuracy of generated answers (after applying backspaces)
 /// against `(prompt, answer)` pairs, in batches of `batch_size`.
-pub fn exact_match<D: Device<f32>>(
+pub fn exact_match<D: Backend>(
     model: &Transformer<D>,
     dev: &D,
     problems: &[Problem],
@@ -343,30 +353,21 @@ pub fn exact_match<D: Device<f32>>(
 }
 
 /// Teacher-forced mean token NLL of `examples` (the MLE loss, no gradient).
-pub fn mean_nll<D: Device<f32>>(
+pub fn mean_nll<D: Backend>(
     model: &Transformer<D>,
     dev: &D,
     examples: &[Example],
     batch_size: usize,
-) -> f64 {
+) -> Result<f64, ObjectiveError> {
+    let _ = dev;
     let mut total = 0.0f64;
     let mut weight = 0.0f64;
     for chunk in examples.chunks(batch_size.max(1)) {
         let batch = Batch::causal(chunk);
-        let (targets, weights) = crate::objectives::mle::targets_on(&batch, dev);
         let w = batch.weight_sum();
-        let loss = mle_loss(
-            model.forward(&Inputs::from_batch(&batch, dev)),
-            &targets,
-            &weights,
-            w,
-        );
-        total += loss.as_vec()[0] as f64 * w as f64;
+        let (loss, _) = mle(&D::logits(model, &batch), &batch)?;
+        total += loss * w as f64;
         weight += w as f64;
     }
-    if weight == 0.0 {
-        0.0
-    } else {
-        total / weight
-    }
+    Ok(if weight == 0.0 { 0.0 } else { total / weight })
 }

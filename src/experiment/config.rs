@@ -32,6 +32,7 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::model::ModelConfig;
+pub use crate::objectives::ObjectiveConfig;
 use crate::train::optim::AdamWConfig;
 
 /// `[experiment]`: identity of the experiment.
@@ -54,14 +55,6 @@ pub struct ExperimentSection {
     /// `"experiment.seed"`); overrides `seed`. Default: none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seeds: Option<Vec<u64>>,
-}
-
-/// The loss a stage minimises.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
-pub enum ObjectiveConfig {
-    /// Maximum likelihood on the completion tokens (and `<eos>`).
-    Mle {},
 }
 
 /// `[[stages]]`: one training stage. A run's stages execute in order, each

@@ -22,7 +22,7 @@ use dfdx::prelude::*;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
-use crate::data::{Batch, Example};
+use crate::data::{Batch, Example, TrainBatch};
 use crate::eval::{self, Decoding};
 use crate::experiment::config::{ExperimentConfig, StageConfig};
 use crate::experiment::sweep::RunSpec;
@@ -31,6 +31,7 @@ use crate::model::{rng_for, sub_seed, Dropout, Transformer};
 use crate::tasks::Task;
 use crate::train::checkpoint::{self, Checkpoint};
 use crate::train::optim::{lr_at, AdamW};
+use crate::train::Backend;
 
 /// dfdx version this build uses (from Cargo.lock; recorded in summaries).
 pub const DFDX_VERSION: &str = "0.13.0";
@@ -157,7 +158,7 @@ struct Runner<'a, D: Device<f32>> {
     session_start: Instant,
 }
 
-impl<D: Device<f32>> Runner<'_, D> {
+impl<D: Backend> Runner<'_, D> {
     /// Whole-run wall time so far, over all sessions.
     fn wall_now(&self) -> f64 {
         self.wall_before + self.session_start.elapsed().as_secs_f64()
@@ -203,7 +204,7 @@ impl<D: Device<f32>> Runner<'_, D> {
             .iter()
             .map(|p| Example::from_text(&p.prompt, &p.reference))
             .collect::<Result<Vec<_>, _>>()?;
-        let nll = eval::mean_nll(model, &self.dev, &examples, ec.batch_size);
+        let nll = eval::mean_nll(model, &self.dev, &examples, ec.batch_size)?;
         for (metric, value) in [("exact_match", em.accuracy()), ("loss", nll)] {
             self.log.push(&Row {
                 stage: stage.into(),
@@ -264,6 +265,7 @@ impl<D: Device<f32>> Runner<'_, D> {
         let mut train_s = 0.0;
         let mut tokens = 0usize;
         let mut ema: Option<f64> = None;
+        let objective = st.objective.build();
         while pos.step_in_stage < st.steps {
             let gstep = global_step(self.cfg, si, pos.step_in_stage);
             if stop_after.is_some_and(|s| gstep >= s) {
@@ -276,23 +278,22 @@ impl<D: Device<f32>> Runner<'_, D> {
             let examples = (0..st.batch_size)
                 .map(|_| self.task.sample_train(&mut rng))
                 .collect::<Result<Vec<_>>>()?;
-            let batch = Batch::causal(&examples);
+            let batch = TrainBatch::Tokens(Batch::causal(&examples));
             let mut dropout = Dropout::new(
                 model.cfg.dropout,
                 sub_seed(seed, &format!("dropout/{si}/{}", pos.step_in_stage)),
             );
             let spec = crate::train::StepSpec {
-                objective: &st.objective,
+                objective: objective.as_ref(),
                 lr,
                 grad_clip: st.grad_clip,
             };
-            let stats =
-                crate::train::train_step(model, opt, &self.dev, &batch, &spec, &mut dropout)
-                    .with_context(|| format!("stage {} step {}", st.name, pos.step_in_stage))?;
+            let stats = crate::train::train_step(model, opt, &batch, &spec, &mut dropout)
+                .with_context(|| format!("stage {} step {}", st.name, pos.step_in_stage))?;
             let (loss_value, gnorm) = (stats.loss, stats.grad_norm);
             let dt = t0.elapsed().as_secs_f64();
             train_s += dt;
-            tokens += batch.num_tokens();
+            tokens += batch.rows().num_tokens();
             pos.step_in_stage += 1;
             pos.elapsed_s += dt;
             pos.wall_s = self.wall_now();
@@ -342,7 +343,7 @@ impl<D: Device<f32>> Runner<'_, D> {
 
 /// Runs (or resumes) the experiment `cfg` on `dev`; returns the summary,
 /// or None if stopped early by `opts.stop_after`.
-pub fn run<D: Device<f32>>(
+pub fn run<D: Backend>(
     spec: &RunSpec,
     dev: D,
     device_name: &str,
@@ -542,7 +543,7 @@ pub fn run<D: Device<f32>>(
         .iter()
         .map(|p| Example::from_text(&p.prompt, &p.reference))
         .collect::<Result<Vec<_>, _>>()?;
-    let val_loss = eval::mean_nll(&model, &r.dev, &val_examples, cfg.eval.batch_size);
+    let val_loss = eval::mean_nll(&model, &r.dev, &val_examples, cfg.eval.batch_size)?;
     let wrong = match wrong {
         Some(w) => w,
         // the last stage finished in an earlier session: look again

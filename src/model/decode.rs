@@ -1,7 +1,8 @@
 //! Incremental decoding with a key/value cache, on the host.
 //!
-//! [`CachedDecoder`] copies a [`Transformer`]'s parameters to host memory
-//! once (so it works for any device) and then runs the model one position at
+//! [`CachedDecoder`] is the model in decoding mode: it copies a
+//! [`Transformer`]'s parameters to host memory once ([`HostParams`], the
+//! same packed copy the fused path reads; so it works for any device) and then runs the model one position at
 //! a time: each new token is embedded at position id = its index in the
 //! state, every block attends from that one position over the keys and
 //! values cached for the earlier positions of the state, and the new key and
@@ -17,49 +18,24 @@
 //! the summation order of the dot products differs, so logits agree with
 //! [`Transformer::forward`] to about 1e-6.
 
-use std::collections::HashMap;
-
 use dfdx::prelude::*;
 
-use super::{ModelConfig, PositionKind, Transformer};
+use super::host::HostParams;
+use super::{ModelConfig, Transformer};
 use crate::data::vocab::BKSP;
 
 /// Fewest rows per thread in [`CachedDecoder::push_many`]: below this a
 /// step is too short to pay for spawning a thread.
 pub const ROWS_PER_THREAD: usize = 16;
 
-/// One transformer block's parameters on the host, weights `(in, out)`
-/// row-major; q, k and v are fused into one `(d, 3d)` matrix.
-#[derive(Clone, Debug)]
-struct HostBlock {
-    ln1_g: Vec<f32>,
-    ln1_b: Vec<f32>,
-    wqkv: Vec<f32>,
-    bqkv: Vec<f32>,
-    wo: Vec<f32>,
-    bo: Vec<f32>,
-    ln2_g: Vec<f32>,
-    ln2_b: Vec<f32>,
-    ff1_w: Vec<f32>,
-    ff1_b: Vec<f32>,
-    ff2_w: Vec<f32>,
-    ff2_b: Vec<f32>,
-}
-
-/// A host copy of a [`Transformer`] that decodes incrementally.
+/// A model in decoding mode: a host copy of its parameters
+/// ([`HostParams`], shared with the fused path) run one position at a time.
 ///
 /// Build it once per set of weights ([`CachedDecoder::new`]); a model that
 /// changes afterwards (training) needs a new decoder.
-#[derive(Clone, Debug)]
 pub struct CachedDecoder {
     cfg: ModelConfig,
-    tok_emb: Vec<f32>,
-    pos: Vec<f32>,
-    blocks: Vec<HostBlock>,
-    lnf_g: Vec<f32>,
-    lnf_b: Vec<f32>,
-    head_w: Vec<f32>,
-    head_b: Vec<f32>,
+    w: HostParams,
     threads: usize,
 }
 
@@ -144,74 +120,11 @@ impl RowCache {
 }
 
 impl CachedDecoder {
-    /// Copies `model`'s parameters (found by their [`Transformer::params`]
-    /// names) to the host.
+    /// Copies `model`'s parameters to the host.
     pub fn new<D: Device<f32>>(model: &Transformer<D>) -> Self {
-        let cfg = model.cfg.clone();
-        let params: HashMap<String, Vec<f32>> = model
-            .params()
-            .into_iter()
-            .map(|(name, t)| (name, t.as_vec()))
-            .collect();
-        let get = |name: &str, len: usize| -> Vec<f32> {
-            let v = params
-                .get(name)
-                .unwrap_or_else(|| panic!("CachedDecoder: model has no parameter {name:?}"));
-            assert_eq!(
-                v.len(),
-                len,
-                "CachedDecoder: parameter {name:?} has wrong size"
-            );
-            v.clone()
-        };
-        let (d, f, vocab) = (cfg.d_model, cfg.d_ff, cfg.vocab_size);
-        let pos = match cfg.positions {
-            PositionKind::Learned => get("pos_emb", cfg.max_len * d),
-            PositionKind::Sinusoidal => model.pos_table.as_vec(),
-        };
-        assert_eq!(pos.len(), cfg.max_len * d, "position table size");
-        let blocks = (0..cfg.n_layers)
-            .map(|i| {
-                let p = |n: &str| format!("blocks.{i}.{n}");
-                let (wq, wk, wv) = (
-                    get(&p("wq.weight"), d * d),
-                    get(&p("wk.weight"), d * d),
-                    get(&p("wv.weight"), d * d),
-                );
-                let mut wqkv = Vec::with_capacity(3 * d * d);
-                for r in 0..d {
-                    for w in [&wq, &wk, &wv] {
-                        wqkv.extend_from_slice(&w[r * d..(r + 1) * d]);
-                    }
-                }
-                let mut bqkv = get(&p("wq.bias"), d);
-                bqkv.extend(get(&p("wk.bias"), d));
-                bqkv.extend(get(&p("wv.bias"), d));
-                HostBlock {
-                    ln1_g: get(&p("ln1.gain"), d),
-                    ln1_b: get(&p("ln1.bias"), d),
-                    wqkv,
-                    bqkv,
-                    wo: get(&p("wo.weight"), d * d),
-                    bo: get(&p("wo.bias"), d),
-                    ln2_g: get(&p("ln2.gain"), d),
-                    ln2_b: get(&p("ln2.bias"), d),
-                    ff1_w: get(&p("ff1.weight"), d * f),
-                    ff1_b: get(&p("ff1.bias"), f),
-                    ff2_w: get(&p("ff2.weight"), f * d),
-                    ff2_b: get(&p("ff2.bias"), d),
-                }
-            })
-            .collect();
         Self {
-            tok_emb: get("tok_emb", vocab * d),
-            pos,
-            blocks,
-            lnf_g: get("ln_f.gain", d),
-            lnf_b: get("ln_f.bias", d),
-            head_w: get("head.weight", d * vocab),
-            head_b: get("head.bias", vocab),
-            cfg,
+            cfg: model.cfg.clone(),
+            w: HostParams::of(model),
             threads: default_threads(),
         }
     }
@@ -351,8 +264,8 @@ impl CachedDecoder {
                 cfg.max_len
             );
             let (te, pe) = (
-                &self.tok_emb[t * d..(t + 1) * d],
-                &self.pos[p * d..(p + 1) * d],
+                &self.w.tok_emb[t * d..(t + 1) * d],
+                &self.w.pos[p * d..(p + 1) * d],
             );
             for ((o, &a), &b) in x[r * d..(r + 1) * d].iter_mut().zip(te).zip(pe) {
                 *o = a + b;
@@ -366,9 +279,9 @@ impl CachedDecoder {
         let mut hidden = vec![0.0f32; n * f];
         let max_t = rows.iter().map(|r| r.tokens.len() + 1).max().unwrap_or(1);
         let mut scores = vec![0.0f32; max_t];
-        for (l, blk) in self.blocks.iter().enumerate() {
+        for (l, blk) in self.w.blocks.iter().enumerate() {
             // attention sub-layer
-            layer_norm_rows(&x, d, &blk.ln1_g, &blk.ln1_b, &mut xn);
+            layer_norm_rows(&x, d, &blk.ln1.0, &blk.ln1.1, &mut xn);
             matmul_bias(&xn, d, &blk.wqkv, &blk.bqkv, &mut qkv);
             for (r, row) in rows.iter_mut().enumerate() {
                 let qkv_r = &qkv[r * 3 * d..(r + 1) * 3 * d];
@@ -389,17 +302,17 @@ impl CachedDecoder {
             matmul_bias(&ctx, d, &blk.wo, &blk.bo, &mut proj);
             add_assign(&mut x, &proj);
             // feed-forward sub-layer
-            layer_norm_rows(&x, d, &blk.ln2_g, &blk.ln2_b, &mut xn);
-            matmul_bias(&xn, d, &blk.ff1_w, &blk.ff1_b, &mut hidden);
+            layer_norm_rows(&x, d, &blk.ln2.0, &blk.ln2.1, &mut xn);
+            matmul_bias(&xn, d, &blk.w1, &blk.b1, &mut hidden);
             for v in hidden.iter_mut() {
                 *v = fast_gelu(*v);
             }
-            matmul_bias(&hidden, f, &blk.ff2_w, &blk.ff2_b, &mut proj);
+            matmul_bias(&hidden, f, &blk.w2, &blk.b2, &mut proj);
             add_assign(&mut x, &proj);
         }
-        layer_norm_rows(&x, d, &self.lnf_g, &self.lnf_b, &mut xn);
+        layer_norm_rows(&x, d, &self.w.ln_f.0, &self.w.ln_f.1, &mut xn);
         let mut logits = vec![0.0f32; n * vocab];
-        matmul_bias(&xn, d, &self.head_w, &self.head_b, &mut logits);
+        matmul_bias(&xn, d, &self.w.head_w, &self.w.head_b, &mut logits);
         for (r, (row, &t)) in rows.iter_mut().zip(tokens).enumerate() {
             row.tokens.push(t);
             row.logits

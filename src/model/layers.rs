@@ -1,45 +1,11 @@
-//! Layers with runtime dims: linear, layer norm, dropout.
+//! Composite layers with runtime dims (linear, layer norm) over parameter
+//! tensors, and dropout.
 
 use dfdx::prelude::*;
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
 /// A 2-d f32 tensor on device `D` without a tape: how every parameter is stored.
 pub type Tensor2<D> = Tensor<(usize, usize), f32, D>;
-
-/// `y = x · weight + bias`, weight `(in, out)`, bias `(1, out)`.
-#[derive(Clone, Debug)]
-pub struct Linear<D: Device<f32>> {
-    pub weight: Tensor2<D>,
-    pub bias: Tensor2<D>,
-}
-
-impl<D: Device<f32>> Linear<D> {
-    pub(crate) fn push_params<'a>(&'a self, prefix: &str, out: &mut Vec<(String, &'a Tensor2<D>)>) {
-        out.push((format!("{prefix}.weight"), &self.weight));
-        out.push((format!("{prefix}.bias"), &self.bias));
-    }
-}
-
-/// Layer norm over the last axis with a learned gain and bias, both `(1, d)`.
-#[derive(Clone, Debug)]
-pub struct LayerNorm<D: Device<f32>> {
-    pub gain: Tensor2<D>,
-    pub bias: Tensor2<D>,
-}
-
-impl<D: Device<f32>> LayerNorm<D> {
-    pub(crate) fn new(dev: &D, d: usize) -> Self {
-        Self {
-            gain: dev.ones_like(&(1, d)),
-            bias: dev.zeros_like(&(1, d)),
-        }
-    }
-
-    pub(crate) fn push_params<'a>(&'a self, prefix: &str, out: &mut Vec<(String, &'a Tensor2<D>)>) {
-        out.push((format!("{prefix}.gain"), &self.gain));
-        out.push((format!("{prefix}.bias"), &self.bias));
-    }
-}
 
 /// A `(1, n)` parameter row broadcast to `(b, s, n)`, on tape `T`.
 fn row<D: Device<f32>, T: Tape<f32, D>>(
@@ -56,19 +22,21 @@ fn row<D: Device<f32>, T: Tape<f32, D>>(
 /// `x · W + b` for `x: (b, s, in)`.
 pub(crate) fn linear<D: Device<f32>, T: Tape<f32, D> + Merge<NoneTape>>(
     x: Tensor<(usize, usize, usize), f32, D, T>,
-    l: &Linear<D>,
+    weight: &Tensor2<D>,
+    bias: &Tensor2<D>,
 ) -> Tensor<(usize, usize, usize), f32, D, T> {
     let (b, s, _) = *x.shape();
-    x.matmul(l.weight.retaped::<T>()) + row::<D, T>(&l.bias, (b, s))
+    x.matmul(weight.retaped::<T>()) + row::<D, T>(bias, (b, s))
 }
 
 /// Layer norm over the last axis (eps 1e-5, as PyTorch's default).
 pub(crate) fn layer_norm<D: Device<f32>, T: Tape<f32, D> + Merge<NoneTape>>(
     x: Tensor<(usize, usize, usize), f32, D, T>,
-    ln: &LayerNorm<D>,
+    gain: &Tensor2<D>,
+    bias: &Tensor2<D>,
 ) -> Tensor<(usize, usize, usize), f32, D, T> {
     let (b, s, _) = *x.shape();
-    x.normalize::<Axis<2>>(1e-5) * row::<D, T>(&ln.gain, (b, s)) + row::<D, T>(&ln.bias, (b, s))
+    x.normalize::<Axis<2>>(1e-5) * row::<D, T>(gain, (b, s)) + row::<D, T>(bias, (b, s))
 }
 
 /// Inverted dropout whose masks come from a host RNG, so a run is

@@ -7,24 +7,26 @@
 //! backspace must vanish from every later state). So every layer here keeps
 //! runtime (`usize`) dims and attention is `softmax(q·kᵀ/√d + mask)·v`.
 //!
-//! Every parameter is a 2-d tensor (vectors such as biases and layer-norm
-//! gains are stored as `(1, n)` rows), which keeps the optimiser, gradient
-//! clipping and checkpointing one code path. Weights are `(in, out)`, so a
-//! layer is `x · W + b` (PyTorch's `nn.Linear` stores the transpose).
+//! One model, three ways to run it, all reading the one parameter table of
+//! [`params`] (names, shapes, order):
+//! - the composite forward pass written here from dfdx tensor ops
+//!   ([`Transformer::forward_reference`], [`Transformer::forward_train_reference`]):
+//!   every device, training with dropout, and the reference for tests;
+//! - the fused CPU forward and hand-written backward ([`fused`]), several
+//!   times faster, over a packed host copy of the parameters ([`host`]);
+//! - incremental decoding with a key/value cache ([`decode`]), on the same
+//!   host copy, where `<bksp>` pops the cache.
 //!
-//! On the CPU, [`Transformer::forward`] and [`Transformer::forward_train`]
-//! run the same arithmetic as one fused op with a hand-written backward
-//! (`model::cpu`, several times faster); the tensor-op version written here
-//! is [`Transformer::forward_reference`], used on other devices, for
-//! training with dropout, and as the reference the fused op is tested
-//! against.
+//! Which one a training step or an evaluation runs is chosen by the device
+//! type (`train::Backend`), never by a downcast.
 
 mod config;
 pub mod decode;
 pub mod device;
 pub(crate) mod fused;
-mod fused_host;
+pub(crate) mod host;
 mod layers;
+pub mod params;
 
 pub use config::{ModelConfig, PositionKind};
 pub use layers::{Dropout, Tensor2};
@@ -33,7 +35,8 @@ use dfdx::prelude::*;
 use rand::{rngs::StdRng, SeedableRng};
 use rand_distr::{Distribution, Normal};
 
-use layers::{layer_norm, linear, LayerNorm, Linear};
+use layers::{layer_norm, linear};
+use params::{BlockParam, Init, ParamTable};
 
 use crate::data::Batch;
 
@@ -63,40 +66,23 @@ impl<D: Device<f32>> Inputs<D> {
 /// Logits `(batch, seq, vocab)`, with tape `T`.
 pub type Logits<D, T> = Tensor<(usize, usize, usize), f32, D, T>;
 
-/// One pre-norm transformer block.
-#[derive(Clone, Debug)]
-pub struct Block<D: Device<f32>> {
-    pub ln1: LayerNorm<D>,
-    pub wq: Linear<D>,
-    pub wk: Linear<D>,
-    pub wv: Linear<D>,
-    pub wo: Linear<D>,
-    pub ln2: LayerNorm<D>,
-    pub ff1: Linear<D>,
-    pub ff2: Linear<D>,
-}
-
-/// The decoder-only transformer.
+/// The decoder-only transformer: its config, and its parameters in
+/// [`ParamTable`] order.
 #[derive(Clone, Debug)]
 pub struct Transformer<D: Device<f32>> {
     pub cfg: ModelConfig,
-    /// Token embedding `(vocab, d_model)`.
-    pub tok_emb: Tensor2<D>,
-    /// Learned position embedding `(max_len, d_model)`; for sinusoidal
-    /// positions this holds the fixed table and is not a parameter.
-    pub pos_table: Tensor2<D>,
-    pub blocks: Vec<Block<D>>,
-    pub ln_f: LayerNorm<D>,
-    /// Output head `(d_model, vocab)`: its outputs are the logits, which
-    /// SequenceMatch reads as soft Q-values.
-    pub head: Linear<D>,
+    table: ParamTable,
+    params: Vec<Tensor2<D>>,
+    /// The fixed sinusoidal position table (not a parameter); None for
+    /// learned positions, whose table is the `pos_emb` parameter.
+    fixed_pos: Option<Tensor2<D>>,
 }
 
 impl<D: Device<f32>> Transformer<D> {
-    /// Builds a model with GPT-2 style initialisation: weights ~ N(0, 0.02),
-    /// residual output projections scaled by 1/√(2·layers), biases 0, gains 1.
-    /// Initial values come from `seed` on the host, so they are identical on
-    /// every device.
+    /// Builds a model with GPT-2 style initialisation (see [`params`]):
+    /// weights ~ N(0, 0.02), residual output projections scaled by
+    /// 1/√(2·layers), biases 0, gains 1. Initial values are drawn in table
+    /// order from `seed` on the host, so they are identical on every device.
     pub fn new(cfg: &ModelConfig, dev: &D, seed: u64) -> Result<Self, String> {
         cfg.validate()?;
         Self::new_any_vocab(cfg, dev, seed)
@@ -107,138 +93,97 @@ impl<D: Device<f32>> Transformer<D> {
     pub fn new_any_vocab(cfg: &ModelConfig, dev: &D, seed: u64) -> Result<Self, String> {
         cfg.validate_shape()?;
         let mut rng = StdRng::seed_from_u64(seed);
-        let d = cfg.d_model;
-        let std = 0.02f32;
-        let resid_std = std / (2.0 * cfg.n_layers as f32).sqrt();
-        let mut normal = |rows: usize, cols: usize, std: f32| -> Tensor2<D> {
-            let n = Normal::new(0.0f32, std).expect("std > 0");
-            let v: Vec<f32> = (0..rows * cols).map(|_| n.sample(&mut rng)).collect();
-            dev.tensor_from_vec(v, (rows, cols))
-        };
-        let tok_emb = normal(cfg.vocab_size, d, std);
-        let pos_table = match cfg.positions {
-            PositionKind::Learned => normal(cfg.max_len, d, std),
-            PositionKind::Sinusoidal => {
-                dev.tensor_from_vec(sinusoidal_table(cfg.max_len, d), (cfg.max_len, d))
-            }
-        };
-        let mut lin = |i: usize, o: usize, std: f32| Linear {
-            weight: normal(i, o, std),
-            bias: dev.zeros_like(&(1, o)),
-        };
-        let mut blocks = Vec::with_capacity(cfg.n_layers);
-        for _ in 0..cfg.n_layers {
-            blocks.push(Block {
-                ln1: LayerNorm::new(dev, d),
-                wq: lin(d, d, std),
-                wk: lin(d, d, std),
-                wv: lin(d, d, std),
-                wo: lin(d, d, resid_std),
-                ln2: LayerNorm::new(dev, d),
-                ff1: lin(d, cfg.d_ff, std),
-                ff2: lin(cfg.d_ff, d, resid_std),
-            });
-        }
-        let head = lin(d, cfg.vocab_size, std);
+        let table = ParamTable::new(cfg);
+        let params = table
+            .specs()
+            .iter()
+            .map(|p| {
+                let v: Vec<f32> = match p.init {
+                    Init::Normal(std) => {
+                        let n = Normal::new(0.0f32, std).expect("std > 0");
+                        (0..p.len()).map(|_| n.sample(&mut rng)).collect()
+                    }
+                    Init::Zeros => vec![0.0; p.len()],
+                    Init::Ones => vec![1.0; p.len()],
+                };
+                dev.tensor_from_vec(v, p.shape)
+            })
+            .collect();
+        let fixed_pos = (cfg.positions == PositionKind::Sinusoidal).then(|| {
+            let d = cfg.d_model;
+            dev.tensor_from_vec(sinusoidal_table(cfg.max_len, d), (cfg.max_len, d))
+        });
         Ok(Self {
             cfg: cfg.clone(),
-            tok_emb,
-            pos_table,
-            blocks,
-            ln_f: LayerNorm::new(dev, d),
-            head,
+            table,
+            params,
+            fixed_pos,
         })
     }
 
-    /// Every trainable parameter with its stable name (the names used in
-    /// checkpoints, e.g. `blocks.0.wq.weight`).
-    pub fn params(&self) -> Vec<(String, &Tensor2<D>)> {
-        let mut out = vec![("tok_emb".to_string(), &self.tok_emb)];
-        if self.cfg.positions == PositionKind::Learned {
-            out.push(("pos_emb".to_string(), &self.pos_table));
-        }
-        for (i, b) in self.blocks.iter().enumerate() {
-            let p = format!("blocks.{i}");
-            b.ln1.push_params(&format!("{p}.ln1"), &mut out);
-            for (name, l) in [("wq", &b.wq), ("wk", &b.wk), ("wv", &b.wv), ("wo", &b.wo)] {
-                l.push_params(&format!("{p}.{name}"), &mut out);
-            }
-            b.ln2.push_params(&format!("{p}.ln2"), &mut out);
-            b.ff1.push_params(&format!("{p}.ff1"), &mut out);
-            b.ff2.push_params(&format!("{p}.ff2"), &mut out);
-        }
-        self.ln_f.push_params("ln_f", &mut out);
-        self.head.push_params("head", &mut out);
-        out
+    /// The parameter table (names, shapes, order).
+    pub fn table(&self) -> &ParamTable {
+        &self.table
     }
 
-    /// Mutable access to the parameters, in the same order as [`Self::params`].
+    /// Parameter `i` of the table.
+    pub fn param(&self, i: usize) -> &Tensor2<D> {
+        &self.params[i]
+    }
+
+    /// Every parameter in table order.
+    pub fn tensors(&self) -> &[Tensor2<D>] {
+        &self.params
+    }
+
+    /// Every trainable parameter with its stable name (the names used in
+    /// checkpoints, e.g. `blocks.0.wq.weight`), in table order.
+    pub fn params(&self) -> Vec<(String, &Tensor2<D>)> {
+        self.table
+            .specs()
+            .iter()
+            .map(|s| s.name.clone())
+            .zip(&self.params)
+            .collect()
+    }
+
+    /// Mutable access to the parameters, in table order.
     pub fn params_mut(&mut self) -> Vec<&mut Tensor2<D>> {
-        let mut out = vec![&mut self.tok_emb];
-        if self.cfg.positions == PositionKind::Learned {
-            out.push(&mut self.pos_table);
+        self.params.iter_mut().collect()
+    }
+
+    /// The position table `(max_len, d_model)`: the learned `pos_emb`
+    /// parameter or the fixed sinusoidal table.
+    pub fn pos_table(&self) -> &Tensor2<D> {
+        match (&self.fixed_pos, self.table.pos_emb()) {
+            (Some(t), _) => t,
+            (None, Some(i)) => &self.params[i],
+            (None, None) => unreachable!("a model has learned or fixed positions"),
         }
-        for b in self.blocks.iter_mut() {
-            out.extend([&mut b.ln1.gain, &mut b.ln1.bias]);
-            for l in [&mut b.wq, &mut b.wk, &mut b.wv, &mut b.wo] {
-                out.extend([&mut l.weight, &mut l.bias]);
-            }
-            out.extend([&mut b.ln2.gain, &mut b.ln2.bias]);
-            out.extend([&mut b.ff1.weight, &mut b.ff1.bias]);
-            out.extend([&mut b.ff2.weight, &mut b.ff2.bias]);
-        }
-        out.extend([&mut self.ln_f.gain, &mut self.ln_f.bias]);
-        out.extend([&mut self.head.weight, &mut self.head.bias]);
-        out
     }
 
     /// Number of trainable scalars.
     pub fn num_params(&self) -> usize {
-        self.params()
-            .iter()
-            .map(|(_, t)| t.shape().num_elements())
-            .sum()
-    }
-
-    /// Forward pass without a tape (inference). On `Cpu` this is the fused
-    /// path (`model::cpu`); elsewhere [`Self::forward_reference`].
-    pub fn forward(&self, inp: &Inputs<D>) -> Logits<D, NoneTape> {
-        fused::forward(self, inp).unwrap_or_else(|| self.forward_reference(inp))
-    }
-
-    /// Forward pass recording a tape into `grads` (training). On `Cpu`
-    /// without dropout this is the fused path, whose backward op writes every
-    /// parameter's gradient; with dropout (p > 0), or on another device, it
-    /// is [`Self::forward_train_reference`].
-    pub fn forward_train(
-        &self,
-        inp: &Inputs<D>,
-        grads: Gradients<f32, D>,
-        dropout: &mut Dropout,
-    ) -> Logits<D, OwnedTape<f32, D>> {
-        if dropout.is_active() {
-            return self.forward_train_reference(inp, grads, dropout);
-        }
-        match fused::forward_train(self, inp, grads) {
-            Ok(logits) => logits,
-            Err(grads) => self.forward_train_reference(inp, grads, dropout),
-        }
+        self.table.specs().iter().map(|s| s.len()).sum()
     }
 
     /// The composite forward pass (dfdx tensor ops, every device): the
     /// reference the fused CPU path is tested against.
     pub fn forward_reference(&self, inp: &Inputs<D>) -> Logits<D, NoneTape> {
-        self.forward_from(self.tok_emb.clone(), inp, &mut Dropout::off())
+        let tok = self.params[self.table.tok_emb()].clone();
+        self.forward_from(tok, inp, &mut Dropout::off())
     }
 
-    /// The composite training forward pass (dfdx ops and their backward).
+    /// The composite training forward pass (dfdx ops and their backward),
+    /// recording a tape into `grads`.
     pub fn forward_train_reference(
         &self,
         inp: &Inputs<D>,
         grads: Gradients<f32, D>,
         dropout: &mut Dropout,
     ) -> Logits<D, OwnedTape<f32, D>> {
-        self.forward_from(self.tok_emb.clone().traced(grads), inp, dropout)
+        let tok = self.params[self.table.tok_emb()].clone().traced(grads);
+        self.forward_from(tok, inp, dropout)
     }
 
     /// The forward pass, starting from the (possibly traced) embedding table.
@@ -248,29 +193,36 @@ impl<D: Device<f32>> Transformer<D> {
         inp: &Inputs<D>,
         dropout: &mut Dropout,
     ) -> Logits<D, T> {
+        use BlockParam::*;
         let (b, s) = *inp.ids.shape();
         let d = self.cfg.d_model;
         let h = self.cfg.n_heads;
         let dh = d / h;
         let scale = 1.0 / (dh as f32).sqrt();
+        let t = &self.table;
+        let p = |i: usize| &self.params[i];
         // (b, s, d): token embedding + position embedding gathered by position id
         let tok = tok_table.gather(inp.ids.clone());
-        // (a sinusoidal table also gets a gradient here, but it is not in
-        // `params()`, so nothing reads or applies it)
-        let pos = self.pos_table.retaped::<T>().gather(inp.positions.clone());
+        // (a sinusoidal table also gets a gradient here, but it is not a
+        // parameter, so nothing reads or applies it)
+        let pos = self
+            .pos_table()
+            .retaped::<T>()
+            .gather(inp.positions.clone());
         let mut x = dropout.apply(tok + pos);
         // (b, h, s, s): the same mask for every head
         let mask = inp.mask.clone().broadcast_like::<_, Axis<1>>(&(b, h, s, s));
-        for blk in &self.blocks {
+        for l in 0..t.n_layers() {
+            let w = |q: BlockParam| p(t.block(l, q));
             // attention sub-layer: x + Wo·softmax(q·kᵀ/√dh + mask)·v
-            let xn = layer_norm(x.retaped::<T>(), &blk.ln1);
-            let q = linear(xn.retaped::<T>(), &blk.wq)
+            let xn = layer_norm(x.retaped::<T>(), w(Ln1Gain), w(Ln1Bias));
+            let q = linear(xn.retaped::<T>(), w(WqWeight), w(WqBias))
                 .reshape_like(&(b, s, h, dh))
                 .permute::<_, Axes4<0, 2, 1, 3>>(); // (b, h, s, dh)
-            let k = linear(xn.retaped::<T>(), &blk.wk)
+            let k = linear(xn.retaped::<T>(), w(WkWeight), w(WkBias))
                 .reshape_like(&(b, s, h, dh))
                 .permute::<_, Axes4<0, 2, 3, 1>>(); // (b, h, dh, s)
-            let v = linear(xn, &blk.wv)
+            let v = linear(xn, w(WvWeight), w(WvBias))
                 .reshape_like(&(b, s, h, dh))
                 .permute::<_, Axes4<0, 2, 1, 3>>(); // (b, h, s, dh)
             let att = (q.matmul(k) * scale + mask.clone()).softmax::<Axis<3>>(); // (b, h, s, s)
@@ -279,14 +231,20 @@ impl<D: Device<f32>> Transformer<D> {
                 .matmul(v) // (b, h, s, dh)
                 .permute::<_, Axes4<0, 2, 1, 3>>()
                 .reshape_like(&(b, s, d)); // (b, s, d)
-            x = x + dropout.apply(linear(ctx, &blk.wo));
+            x = x + dropout.apply(linear(ctx, w(WoWeight), w(WoBias)));
             // feed-forward sub-layer: x + W2·gelu(W1·ln(x))
-            let xn = layer_norm(x.retaped::<T>(), &blk.ln2);
-            let ff = linear(linear(xn, &blk.ff1).fast_gelu(), &blk.ff2);
+            let xn = layer_norm(x.retaped::<T>(), w(Ln2Gain), w(Ln2Bias));
+            let ff = linear(
+                linear(xn, w(Ff1Weight), w(Ff1Bias)).fast_gelu(),
+                w(Ff2Weight),
+                w(Ff2Bias),
+            );
             x = x + dropout.apply(ff);
         }
-        let x = layer_norm(x, &self.ln_f);
-        linear(x, &self.head) // (b, s, vocab)
+        let (g, bias) = t.ln_f();
+        let x = layer_norm(x, p(g), p(bias));
+        let (hw, hb) = t.head();
+        linear(x, p(hw), p(hb)) // (b, s, vocab)
     }
 }
 

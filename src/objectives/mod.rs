@@ -1,8 +1,81 @@
-//! Training objectives: pure functions of logits and batch tensors.
+//! Training objectives: one file per loss. Each objective states the batch
+//! kind it trains on and maps the model's logits to the loss and its
+//! gradient with respect to those logits, on the host, with no dfdx:
+//! the training step runs the model forward, hands the logits here, and
+//! back-propagates the returned gradient (fused on the CPU; on other
+//! devices through the composite graph). So a new loss is one file and one
+//! [`ObjectiveConfig`] variant, and it works on every device and path.
 //!
-//! Each objective has an independent plain-f64 reference in `tests/` that
-//! proptest compares against, plus a finite-difference gradient check.
+//! Each objective has an independent plain-f64 reference in
+//! `tests/suite/objectives.rs`, compared by proptest on random inputs, plus
+//! a finite-difference check of its gradient.
 
 pub mod mle;
 
-pub use mle::{mle_loss, mle_loss_cpu};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::data::{BatchKind, TrainBatch};
+
+pub use mle::Mle;
+
+/// Why an objective could not be evaluated.
+#[derive(Debug, Error)]
+pub enum ObjectiveError {
+    #[error("objective {objective} trains on a {expected}, got a {got}")]
+    WrongBatch {
+        objective: &'static str,
+        expected: BatchKind,
+        got: BatchKind,
+    },
+    #[error("logits have {len} values, not a multiple of the batch's {rows} positions")]
+    Shape { len: usize, rows: usize },
+    #[error("target id {target} out of range (vocab {vocab})")]
+    Target { target: usize, vocab: usize },
+}
+
+/// A loss over the logits of a batch.
+pub trait Objective: Send + Sync + std::fmt::Debug {
+    /// Its name in configs and metrics (`mle`).
+    fn name(&self) -> &'static str;
+    /// The batch kind it trains on.
+    fn batch_kind(&self) -> BatchKind;
+    /// The loss on `batch` and its gradient with respect to `logits`.
+    ///
+    /// # Shapes
+    /// `logits`: `(rows·seq, vocab)` row-major for the model rows of
+    /// `batch` ([`TrainBatch::rows`]); the gradient has the same shape.
+    fn loss_and_grad(
+        &self,
+        logits: &[f32],
+        batch: &TrainBatch,
+    ) -> Result<(f64, Vec<f32>), ObjectiveError>;
+}
+
+/// The loss a stage minimises (`objective = { kind = "..." }`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ObjectiveConfig {
+    /// Maximum likelihood on the completion tokens (and `<eos>`).
+    Mle {},
+}
+
+impl ObjectiveConfig {
+    /// The objective this config describes.
+    pub fn build(&self) -> Box<dyn Objective> {
+        match self {
+            Self::Mle {} => Box::new(Mle),
+        }
+    }
+}
+
+/// The vocabulary size implied by `logits` for `rows` positions.
+pub(crate) fn vocab_of(logits: &[f32], rows: usize) -> Result<usize, ObjectiveError> {
+    if rows == 0 || logits.len() % rows != 0 {
+        return Err(ObjectiveError::Shape {
+            len: logits.len(),
+            rows,
+        });
+    }
+    Ok(logits.len() / rows)
+}

@@ -1,10 +1,9 @@
-//! Training: one optimisation step ([`step`]), AdamW and the learning-rate
-//! schedule ([`optim`]), and checkpoints ([`checkpoint`]).
+//! Training: one optimisation step on the device's [`Backend`] ([`step`]),
+//! AdamW and the learning-rate schedule ([`optim`]), and checkpoints
+//! ([`checkpoint`]).
 
 pub mod checkpoint;
 pub mod optim;
 pub mod step;
 
-pub use step::{
-    gradients, gradients_reference, train_step, train_step_reference, StepSpec, StepStats,
-};
+pub use step::{gradients, reference, train_step, Backend, StepSpec, StepStats};

@@ -102,16 +102,16 @@ impl<D: Device<f32>> AdamW<D> {
 
 impl AdamW<Cpu> {
     /// [`AdamW::update`] on the host in one pass per parameter, for the
-    /// fused CPU training step: `grads` (owned host copies, in parameter
+    /// fused CPU training step: `grads` (host buffers, in parameter
     /// order) are multiplied by `grad_scale` on the fly (gradient clipping)
     /// and each parameter's data and moments are read once and written once.
     /// The arithmetic is the tensor-op version's, in the same order and with
     /// the same `f32` constants. Parameters are updated in parallel on the
     /// current rayon pool.
-    pub fn update_host(
+    pub fn update_host<G: std::ops::Deref<Target = [f32]> + Sync>(
         &mut self,
         params: Vec<&mut Tensor2<Cpu>>,
-        grads: Vec<Vec<f32>>,
+        grads: &[G],
         grad_scale: f32,
         lr: f64,
     ) {
@@ -136,7 +136,7 @@ impl AdamW<Cpu> {
         let wd = self.cfg.weight_decay;
         params
             .into_par_iter()
-            .zip(grads)
+            .zip(grads.par_iter())
             .zip(self.m.par_iter_mut())
             .zip(self.v.par_iter_mut())
             .zip(self.decay.par_iter())
@@ -150,7 +150,7 @@ impl AdamW<Cpu> {
                 m.copy_into(mb);
                 v.copy_into(vb);
                 let decay_factor = (1.0 - lr * if decay { wd } else { 0.0 }) as f32;
-                k.apply(pb, &g, mb, vb, decay_factor);
+                k.apply(pb, g, mb, vb, decay_factor);
                 p.copy_from(pb);
                 m.copy_from(mb);
                 v.copy_from(vb);

@@ -1,19 +1,24 @@
-//! One optimisation step: forward with a tape, loss, backward, gradient
-//! clipping, AdamW update. The run loop, the benchmarks and
-//! `rewind bench` all call this one function.
-
-use std::any::Any;
+//! One optimisation step: forward, the objective's loss and logit
+//! gradient, backward, gradient clipping, AdamW. The run loop, the
+//! benchmarks and `rewind bench` all call [`train_step`].
+//!
+//! Which implementation runs is decided by the device type through the
+//! [`Backend`] trait: on `Cpu` the fused forward/backward with a fused
+//! clip + AdamW pass over host buffers; on other devices (and on the CPU
+//! when dropout is on, whose host-RNG masks live in the composite graph)
+//! the composite dfdx graph of [`reference`]. Both apply the same
+//! [`Objective`] to the same logits, so every loss works on every path.
 
 use anyhow::{bail, Result};
 use dfdx::prelude::*;
 use rayon::prelude::*;
 
-use crate::data::Batch;
-use crate::experiment::config::ObjectiveConfig;
-use crate::model::fused::cast;
-use crate::model::{Dropout, Inputs, Logits, Tensor2, Transformer};
-use crate::objectives::{mle_loss, mle_loss_cpu};
-use crate::train::optim::{clip_grad_norm, AdamW};
+use crate::data::{Batch, TrainBatch};
+use crate::model::fused;
+use crate::model::host::HostParams;
+use crate::model::{Dropout, Transformer};
+use crate::objectives::Objective;
+use crate::train::optim::AdamW;
 
 /// What one step measured.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -24,201 +29,228 @@ pub struct StepStats {
     pub grad_norm: f64,
 }
 
-/// Gradients of `objective` on `batch` with respect to every parameter,
-/// in [`Transformer::params`] order, and the loss value. On `Cpu` the model
-/// runs its fused forward and backward ([`Transformer::forward_train`]).
-pub fn gradients<D: Device<f32>>(
-    model: &Transformer<D>,
-    dev: &D,
-    batch: &Batch,
-    objective: &ObjectiveConfig,
-    dropout: &mut Dropout,
-) -> Result<(f64, Vec<Tensor2<D>>)> {
-    gradients_with(model, dev, batch, objective, dropout, Path::Fused)
-}
-
-/// [`gradients`] through the composite dfdx ops only
-/// ([`Transformer::forward_train_reference`]): the reference for tests.
-pub fn gradients_reference<D: Device<f32>>(
-    model: &Transformer<D>,
-    dev: &D,
-    batch: &Batch,
-    objective: &ObjectiveConfig,
-    dropout: &mut Dropout,
-) -> Result<(f64, Vec<Tensor2<D>>)> {
-    gradients_with(model, dev, batch, objective, dropout, Path::Reference)
-}
-
-/// Which implementation a step runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Path {
-    /// Fused CPU kernels where the device is `Cpu`.
-    Fused,
-    /// Composite dfdx tensor ops everywhere.
-    Reference,
-}
-
-fn gradients_with<D: Device<f32>>(
-    model: &Transformer<D>,
-    dev: &D,
-    batch: &Batch,
-    objective: &ObjectiveConfig,
-    dropout: &mut Dropout,
-    path: Path,
-) -> Result<(f64, Vec<Tensor2<D>>)> {
-    let (value, grads) = loss_and_grads(model, dev, batch, objective, dropout, path)?;
-    Ok((
-        value,
-        model.params().iter().map(|(_, p)| grads.get(*p)).collect(),
-    ))
-}
-
-/// The loss value and the gradient store after the backward pass.
-fn loss_and_grads<D: Device<f32>>(
-    model: &Transformer<D>,
-    dev: &D,
-    batch: &Batch,
-    objective: &ObjectiveConfig,
-    dropout: &mut Dropout,
-    path: Path,
-) -> Result<(f64, Gradients<f32, D>)> {
-    let params = model.params();
-    // A fresh gradient store per step. Allocating every parameter's slot up
-    // front gives an unused parameter a zero gradient instead of a panic in
-    // `grads.get`.
-    let mut grads = Gradients::leaky();
-    for (_, p) in &params {
-        grads
-            .try_alloc_for(*p)
-            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    }
-    let inputs = Inputs::from_batch(&batch, dev);
-    let (targets, weights) = crate::objectives::mle::targets_on(&batch, dev);
-    let logits = match path {
-        Path::Fused => model.forward_train(&inputs, grads, dropout),
-        Path::Reference => model.forward_train_reference(&inputs, grads, dropout),
-    };
-    let loss = match objective {
-        ObjectiveConfig::Mle {} => match path {
-            // on Cpu the fused cross-entropy, elsewhere the composite one
-            Path::Fused => match cast::<_, Logits<Cpu, OwnedTape<f32, Cpu>>>(logits) {
-                Ok(logits) => {
-                    let loss =
-                        mle_loss_cpu(logits, &batch.targets, &batch.weights, batch.weight_sum());
-                    cast(loss)
-                        .unwrap_or_else(|_| unreachable!("the loss of Cpu logits is on D = Cpu"))
-                }
-                Err(logits) => mle_loss(logits, &targets, &weights, batch.weight_sum()),
-            },
-            Path::Reference => mle_loss(logits, &targets, &weights, batch.weight_sum()),
-        },
-    };
-    let value = loss.as_vec()[0] as f64;
-    Ok((value, loss.backward()))
-}
-
 /// What one step does: the loss and the update's settings.
 #[derive(Clone, Copy, Debug)]
 pub struct StepSpec<'a> {
-    pub objective: &'a ObjectiveConfig,
+    pub objective: &'a dyn Objective,
     /// Learning rate of this step.
     pub lr: f64,
     /// Global gradient-norm limit; 0 disables clipping.
     pub grad_clip: f64,
 }
 
-/// One full training step: on `Cpu`, the fused forward/backward, then a
-/// fused clip + AdamW pass over the host buffers.
-pub fn train_step<D: Device<f32>>(
-    model: &mut Transformer<D>,
-    opt: &mut AdamW<D>,
-    dev: &D,
-    batch: &Batch,
-    spec: &StepSpec,
-    dropout: &mut Dropout,
-) -> Result<StepStats> {
-    step_with(model, opt, dev, batch, spec, dropout, Path::Fused)
+/// A device the model trains and runs on, with the implementation that
+/// suits it. Generic code is bounded by `D: Backend`.
+pub trait Backend: Device<f32> {
+    /// Inference logits `(batch·seq, vocab)` of `batch`, on the host.
+    fn logits(model: &Transformer<Self>, batch: &Batch) -> Vec<f32>;
+
+    /// The loss of `objective` on `batch` and every parameter's gradient,
+    /// on the host, in table order.
+    fn gradients(
+        model: &Transformer<Self>,
+        batch: &TrainBatch,
+        objective: &dyn Objective,
+        dropout: &mut Dropout,
+    ) -> Result<(f64, Vec<Vec<f32>>)>;
+
+    /// One full training step.
+    fn train_step(
+        model: &mut Transformer<Self>,
+        opt: &mut AdamW<Self>,
+        batch: &TrainBatch,
+        spec: &StepSpec,
+        dropout: &mut Dropout,
+    ) -> Result<StepStats>;
 }
 
-/// [`train_step`] through composite dfdx ops only (forward, backward, clip
-/// and AdamW): the reference the fused step is tested against.
-pub fn train_step_reference<D: Device<f32>>(
+/// One training step on `model`'s device (see [`Backend::train_step`]).
+pub fn train_step<D: Backend>(
     model: &mut Transformer<D>,
     opt: &mut AdamW<D>,
-    dev: &D,
-    batch: &Batch,
+    batch: &TrainBatch,
     spec: &StepSpec,
     dropout: &mut Dropout,
 ) -> Result<StepStats> {
-    step_with(model, opt, dev, batch, spec, dropout, Path::Reference)
+    D::train_step(model, opt, batch, spec, dropout)
 }
 
-fn step_with<D: Device<f32>>(
-    model: &mut Transformer<D>,
-    opt: &mut AdamW<D>,
-    dev: &D,
-    batch: &Batch,
-    spec: &StepSpec,
+/// The loss and every parameter's gradient (see [`Backend::gradients`]).
+pub fn gradients<D: Backend>(
+    model: &Transformer<D>,
+    batch: &TrainBatch,
+    objective: &dyn Objective,
     dropout: &mut Dropout,
-    path: Path,
-) -> Result<StepStats> {
-    if path == Path::Fused {
-        let cpu = (
-            (model as &mut dyn Any).downcast_mut::<Transformer<Cpu>>(),
-            (opt as &mut dyn Any).downcast_mut::<AdamW<Cpu>>(),
-            (dev as &dyn Any).downcast_ref::<Cpu>(),
-        );
-        if let (Some(model), Some(opt), Some(dev)) = cpu {
-            return cpu_step(model, opt, dev, batch, spec, dropout);
+) -> Result<(f64, Vec<Vec<f32>>)> {
+    D::gradients(model, batch, objective, dropout)
+}
+
+fn check_finite(loss: f64) -> Result<()> {
+    if !loss.is_finite() {
+        bail!("loss is {loss}; try a smaller learning rate");
+    }
+    Ok(())
+}
+
+impl Backend for Cpu {
+    fn logits(model: &Transformer<Self>, batch: &Batch) -> Vec<f32> {
+        fused::logits(&HostParams::of(model), batch)
+    }
+
+    fn gradients(
+        model: &Transformer<Self>,
+        batch: &TrainBatch,
+        objective: &dyn Objective,
+        dropout: &mut Dropout,
+    ) -> Result<(f64, Vec<Vec<f32>>)> {
+        if dropout.is_active() {
+            return reference::gradients(model, batch, objective, dropout);
         }
+        let (loss, grads) = fused_gradients(model, batch, objective)?;
+        Ok((loss, grads.iter().map(|g| g.to_vec()).collect()))
     }
-    let (loss, mut grads) = gradients_with(model, dev, batch, spec.objective, dropout, path)?;
-    if !loss.is_finite() {
-        bail!("loss is {loss}; try a smaller learning rate");
+
+    /// Fused forward and backward, then clipping and AdamW as one host pass
+    /// per parameter ([`AdamW::update_host`]).
+    fn train_step(
+        model: &mut Transformer<Self>,
+        opt: &mut AdamW<Self>,
+        batch: &TrainBatch,
+        spec: &StepSpec,
+        dropout: &mut Dropout,
+    ) -> Result<StepStats> {
+        if dropout.is_active() {
+            return reference::train_step(model, opt, batch, spec, dropout);
+        }
+        let (loss, grads) = fused_gradients(model, batch, spec.objective)?;
+        check_finite(loss)?;
+        let grad_norm = grads
+            .par_iter()
+            .with_min_len(crate::kernels::ops::min_len())
+            .map(|g| g.iter().map(|&x| x as f64 * x as f64).sum::<f64>())
+            .collect::<Vec<_>>()
+            .iter()
+            .sum::<f64>()
+            .sqrt();
+        // the same scale as `clip_grad_norm`
+        let scale = if spec.grad_clip > 0.0 && grad_norm > spec.grad_clip {
+            (spec.grad_clip / (grad_norm + 1e-6)) as f32
+        } else {
+            1.0
+        };
+        opt.update_host(model.params_mut(), &grads, scale, spec.lr);
+        Ok(StepStats { loss, grad_norm })
     }
-    let grad_norm = clip_grad_norm(&mut grads, spec.grad_clip);
-    opt.update(model.params_mut(), &grads, spec.lr);
-    Ok(StepStats { loss, grad_norm })
 }
 
-/// The fused step on `Cpu`: fused forward and backward, then the gradients
-/// leave the store without a copy, and clipping and AdamW run as one host
-/// pass per parameter ([`AdamW::update_host`]).
-fn cpu_step(
-    model: &mut Transformer<Cpu>,
-    opt: &mut AdamW<Cpu>,
-    dev: &Cpu,
-    batch: &Batch,
-    spec: &StepSpec,
-    dropout: &mut Dropout,
-) -> Result<StepStats> {
-    let (loss, mut store) =
-        loss_and_grads(model, dev, batch, spec.objective, dropout, Path::Fused)?;
-    if !loss.is_finite() {
-        bail!("loss is {loss}; try a smaller learning rate");
+/// The fused CPU forward and backward pass with `objective` on the logits.
+fn fused_gradients(
+    model: &Transformer<Cpu>,
+    batch: &TrainBatch,
+    objective: &dyn Objective,
+) -> Result<(f64, Vec<crate::kernels::pool::Buf>)> {
+    let w = HostParams::of(model);
+    Ok(fused::forward_backward(
+        &w,
+        model.table(),
+        batch.rows(),
+        |logits| objective.loss_and_grad(logits, batch),
+    )?)
+}
+
+#[cfg(feature = "cuda")]
+impl Backend for Cuda {
+    fn logits(model: &Transformer<Self>, batch: &Batch) -> Vec<f32> {
+        reference::logits(model, batch)
     }
-    let mut grads = Vec::new();
-    for (_, p) in model.params() {
-        let g = store
-            .get_or_alloc_mut(p)
-            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-        grads.push(std::mem::take(&mut **g));
+
+    fn gradients(
+        model: &Transformer<Self>,
+        batch: &TrainBatch,
+        objective: &dyn Objective,
+        dropout: &mut Dropout,
+    ) -> Result<(f64, Vec<Vec<f32>>)> {
+        reference::gradients(model, batch, objective, dropout)
     }
-    drop(store);
-    let grad_norm = grads
-        .par_iter()
-        .with_min_len(crate::kernels::ops::min_len())
-        .map(|g| g.iter().map(|&x| x as f64 * x as f64).sum::<f64>())
-        .collect::<Vec<_>>()
-        .iter()
-        .sum::<f64>()
-        .sqrt();
-    // the same scale as `clip_grad_norm`
-    let scale = if spec.grad_clip > 0.0 && grad_norm > spec.grad_clip {
-        (spec.grad_clip / (grad_norm + 1e-6)) as f32
-    } else {
-        1.0
-    };
-    opt.update_host(model.params_mut(), grads, scale, spec.lr);
-    Ok(StepStats { loss, grad_norm })
+
+    fn train_step(
+        model: &mut Transformer<Self>,
+        opt: &mut AdamW<Self>,
+        batch: &TrainBatch,
+        spec: &StepSpec,
+        dropout: &mut Dropout,
+    ) -> Result<StepStats> {
+        reference::train_step(model, opt, batch, spec, dropout)
+    }
+}
+
+/// The composite path: dfdx tensor ops and their backward, on any device.
+/// The objective's logit gradient `G` enters the graph through the
+/// surrogate loss `Σ logits ∘ G` (with `G` a constant), whose gradient with
+/// respect to the logits is exactly `G`. This is what CUDA builds run, and
+/// the reference the fused CPU path is tested against.
+pub mod reference {
+    use super::*;
+    use crate::model::Inputs;
+    use crate::train::optim::clip_grad_norm;
+
+    /// Inference logits `(batch·seq, vocab)` on the host.
+    pub fn logits<D: Device<f32>>(model: &Transformer<D>, batch: &Batch) -> Vec<f32> {
+        let dev = model.param(0).device().clone();
+        model
+            .forward_reference(&Inputs::from_batch(batch, &dev))
+            .as_vec()
+    }
+
+    /// The loss and every parameter's gradient tensor, in table order.
+    fn loss_and_grads<D: Device<f32>>(
+        model: &Transformer<D>,
+        batch: &TrainBatch,
+        objective: &dyn Objective,
+        dropout: &mut Dropout,
+    ) -> Result<(f64, Vec<Tensor<(usize, usize), f32, D>>)> {
+        let dev = model.param(0).device().clone();
+        // A fresh gradient store per step. Allocating every parameter's slot
+        // up front gives an unused parameter a zero gradient instead of a
+        // panic in `grads.get`.
+        let mut grads = Gradients::leaky();
+        for p in model.tensors() {
+            grads
+                .try_alloc_for(p)
+                .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        }
+        let rows = batch.rows();
+        let logits = model.forward_train_reference(&Inputs::from_batch(rows, &dev), grads, dropout);
+        let (loss, g) = objective.loss_and_grad(&logits.as_vec(), batch)?;
+        let g = dev.tensor_from_vec(g, *logits.shape());
+        let store = (logits * g).sum::<Rank0, _>().backward();
+        Ok((loss, model.tensors().iter().map(|p| store.get(p)).collect()))
+    }
+
+    /// [`Backend::gradients`] on the composite path.
+    pub fn gradients<D: Device<f32>>(
+        model: &Transformer<D>,
+        batch: &TrainBatch,
+        objective: &dyn Objective,
+        dropout: &mut Dropout,
+    ) -> Result<(f64, Vec<Vec<f32>>)> {
+        let (loss, grads) = loss_and_grads(model, batch, objective, dropout)?;
+        Ok((loss, grads.iter().map(|g| g.as_vec()).collect()))
+    }
+
+    /// [`Backend::train_step`] on the composite path: clipping and AdamW
+    /// from tensor ops.
+    pub fn train_step<D: Device<f32>>(
+        model: &mut Transformer<D>,
+        opt: &mut AdamW<D>,
+        batch: &TrainBatch,
+        spec: &StepSpec,
+        dropout: &mut Dropout,
+    ) -> Result<StepStats> {
+        let (loss, mut grads) = loss_and_grads(model, batch, spec.objective, dropout)?;
+        check_finite(loss)?;
+        let grad_norm = clip_grad_norm(&mut grads, spec.grad_clip);
+        opt.update(model.params_mut(), &grads, spec.lr);
+        Ok(StepStats { loss, grad_norm })
+    }
 }

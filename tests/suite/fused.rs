@@ -9,11 +9,11 @@ use proptest::prelude::*;
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use rand_distr::{Distribution, Normal};
 
-use rewind::data::{Batch, Example, MASKED};
-use rewind::experiment::config::ObjectiveConfig;
+use rewind::data::{Batch, Example, TrainBatch, MASKED};
 use rewind::model::{Dropout, Inputs, ModelConfig, PositionKind, Transformer};
+use rewind::objectives::Mle;
 use rewind::train::optim::{AdamW, AdamWConfig};
-use rewind::train::{gradients, gradients_reference, train_step, train_step_reference, StepSpec};
+use rewind::train::{gradients, reference, train_step, Backend, StepSpec};
 
 /// A tiny model with every parameter random (gains around 1, weights large
 /// enough that attention is far from uniform).
@@ -73,6 +73,7 @@ fn random_batch(cfg: &ModelConfig, b: usize, s: usize, kind: MaskKind, seed: u64
         seq: s,
         ids: (0..n).map(|_| rng.gen_range(0..cfg.vocab_size)).collect(),
         targets: (0..n).map(|_| rng.gen_range(0..cfg.vocab_size)).collect(),
+        completion: vec![true; n],
         weights: (0..n)
             .map(|_| {
                 if rng.gen_bool(0.2) {
@@ -153,21 +154,21 @@ proptest! {
     fn fused_logits_equal_composite_logits((cfg, b, s, kind, seed) in config()) {
         let dev: Cpu = Default::default();
         let model = random_model(&cfg, seed);
-        let inp = Inputs::from_batch(&random_batch(&cfg, b, s, kind, seed), &dev);
-        let fused = model.forward(&inp).as_vec();
+        let batch = random_batch(&cfg, b, s, kind, seed);
+        let inp = Inputs::from_batch(&batch, &dev);
+        let fused = Cpu::logits(&model, &batch);
         let composite = model.forward_reference(&inp).as_vec();
         assert_close("logits", &fused, &composite, 1e-4)?;
     }
 
     #[test]
     fn fused_gradients_equal_composite_gradients((cfg, b, s, kind, seed) in config()) {
-        let dev: Cpu = Default::default();
         let model = random_model(&cfg, seed);
         let batch = random_batch(&cfg, b, s, kind, seed);
-        let objective = ObjectiveConfig::Mle {};
-        let (loss_f, grads_f) = gradients(&model, &dev, &batch, &objective, &mut Dropout::off()).unwrap();
+        let objective = Mle;
+        let (loss_f, grads_f) = gradients(&model, &TrainBatch::Tokens(batch.clone()), &objective, &mut Dropout::off()).unwrap();
         let (loss_c, grads_c) =
-            gradients_reference(&model, &dev, &batch, &objective, &mut Dropout::off()).unwrap();
+            reference::gradients(&model, &TrainBatch::Tokens(batch.clone()), &objective, &mut Dropout::off()).unwrap();
         prop_assert!((loss_f - loss_c).abs() <= 1e-4 * (1.0 + loss_c.abs()), "loss {} vs {}", loss_f, loss_c);
         check_param_grads(&model, &grads_f, &grads_c)?;
     }
@@ -180,17 +181,16 @@ proptest! {
 /// gradient of the model.
 fn check_param_grads(
     model: &Transformer<Cpu>,
-    fused: &[Tensor<(usize, usize), f32, Cpu>],
-    composite: &[Tensor<(usize, usize), f32, Cpu>],
+    fused: &[Vec<f32>],
+    composite: &[Vec<f32>],
 ) -> Result<(), TestCaseError> {
     let global = composite
         .iter()
-        .flat_map(|g| g.as_vec())
+        .flatten()
         .fold(0.0f32, |m, x| m.max(x.abs()));
     for ((name, _), (gf, gc)) in model.params().iter().zip(fused.iter().zip(composite)) {
-        let (gf, gc) = (gf.as_vec(), gc.as_vec());
         if name.ends_with("wk.bias") {
-            for (a, b) in gf.iter().zip(&gc) {
+            for (a, b) in gf.iter().zip(gc) {
                 prop_assert!(
                     a.abs().max(b.abs()) <= 1e-4 * (global + 0.01),
                     "{}: {} and {} should both be ~0",
@@ -200,7 +200,7 @@ fn check_param_grads(
                 );
             }
         } else {
-            assert_close(name, &gf, &gc, 2e-4)?;
+            assert_close(name, gf, gc, 2e-4)?;
         }
     }
     Ok(())
@@ -231,8 +231,8 @@ fn five_fused_training_steps_track_five_composite_steps() {
         max_len: 8,
         ..Default::default()
     };
-    let batch = text_batch();
-    let objective = ObjectiveConfig::Mle {};
+    let batch = TrainBatch::Tokens(text_batch());
+    let objective = Mle;
     let mut fused = Transformer::new(&cfg, &dev, 3).unwrap();
     let mut composite = fused.clone();
     let mut opt_f = AdamW::new(AdamWConfig::default(), &fused.params());
@@ -244,19 +244,10 @@ fn five_fused_training_steps_track_five_composite_steps() {
             lr: 1e-2,
             grad_clip: if step % 2 == 0 { 0.5 } else { 0.0 },
         };
-        let f = train_step(
-            &mut fused,
-            &mut opt_f,
-            &dev,
-            &batch,
-            &spec,
-            &mut Dropout::off(),
-        )
-        .unwrap();
-        let c = train_step_reference(
+        let f = train_step(&mut fused, &mut opt_f, &batch, &spec, &mut Dropout::off()).unwrap();
+        let c = reference::train_step(
             &mut composite,
             &mut opt_c,
-            &dev,
             &batch,
             &spec,
             &mut Dropout::off(),
@@ -314,13 +305,24 @@ fn dropout_training_uses_the_same_masks_on_both_paths() {
     };
     let model = Transformer::new(&cfg, &dev, 1).unwrap();
     let batch = text_batch();
-    let objective = ObjectiveConfig::Mle {};
-    let (a, ga) = gradients(&model, &dev, &batch, &objective, &mut Dropout::new(0.2, 9)).unwrap();
-    let (b, gb) =
-        gradients_reference(&model, &dev, &batch, &objective, &mut Dropout::new(0.2, 9)).unwrap();
+    let objective = Mle;
+    let (a, ga) = gradients(
+        &model,
+        &TrainBatch::Tokens(batch.clone()),
+        &objective,
+        &mut Dropout::new(0.2, 9),
+    )
+    .unwrap();
+    let (b, gb) = reference::gradients(
+        &model,
+        &TrainBatch::Tokens(batch.clone()),
+        &objective,
+        &mut Dropout::new(0.2, 9),
+    )
+    .unwrap();
     assert!((a - b).abs() < 1e-6 * (1.0 + b.abs()), "loss {a} vs {b}");
     for ((name, _), (x, y)) in model.params().iter().zip(ga.iter().zip(&gb)) {
-        assert_close(name, &x.as_vec(), &y.as_vec(), 1e-5).unwrap();
+        assert_close(name, x, y, 1e-5).unwrap();
     }
 }
 
@@ -328,7 +330,6 @@ fn dropout_training_uses_the_same_masks_on_both_paths() {
 /// on one thread (every parallel split is by fixed chunk sizes).
 #[test]
 fn fused_gradients_do_not_depend_on_the_thread_count() {
-    let dev: Cpu = Default::default();
     let cfg = ModelConfig {
         vocab_size: 50,
         d_model: 64,
@@ -340,19 +341,27 @@ fn fused_gradients_do_not_depend_on_the_thread_count() {
     };
     let model = random_model(&cfg, 5);
     let batch = random_batch(&cfg, 6, 24, MaskKind::Backspace, 5);
-    let objective = ObjectiveConfig::Mle {};
+    let objective = Mle;
     let run = |threads: usize| {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .build()
             .unwrap();
-        pool.install(|| gradients(&model, &dev, &batch, &objective, &mut Dropout::off()).unwrap())
+        pool.install(|| {
+            gradients(
+                &model,
+                &TrainBatch::Tokens(batch.clone()),
+                &objective,
+                &mut Dropout::off(),
+            )
+            .unwrap()
+        })
     };
     let (l1, g1) = run(1);
     let (l2, g2) = run(2);
     assert_eq!(l1, l2);
     for (a, b) in g1.iter().zip(&g2) {
-        assert_eq!(a.as_vec(), b.as_vec());
+        assert_eq!(a, b);
     }
 }
 
@@ -373,7 +382,7 @@ fn long_sequences_with_skipped_keys_match_composite() {
         ..Default::default()
     };
     let model = random_model(&cfg, 21);
-    let objective = ObjectiveConfig::Mle {};
+    let objective = Mle;
     for (i, kind) in [MaskKind::Causal, MaskKind::Backspace, MaskKind::Random]
         .into_iter()
         .enumerate()
@@ -384,58 +393,26 @@ fn long_sequences_with_skipped_keys_match_composite() {
         batch.mask[(s + 40) * s..(s + 41) * s].fill(MASKED);
         let inp = Inputs::from_batch(&batch, &dev);
         let check = || -> Result<(), TestCaseError> {
-            let fused = model.forward(&inp).as_vec();
+            let fused = Cpu::logits(&model, &batch);
             let composite = model.forward_reference(&inp).as_vec();
             assert_close("logits", &fused, &composite, 1e-4)?;
-            let (_, gf) = gradients(&model, &dev, &batch, &objective, &mut Dropout::off()).unwrap();
-            let (_, gc) =
-                gradients_reference(&model, &dev, &batch, &objective, &mut Dropout::off()).unwrap();
+            let (_, gf) = gradients(
+                &model,
+                &TrainBatch::Tokens(batch.clone()),
+                &objective,
+                &mut Dropout::off(),
+            )
+            .unwrap();
+            let (_, gc) = reference::gradients(
+                &model,
+                &TrainBatch::Tokens(batch.clone()),
+                &objective,
+                &mut Dropout::off(),
+            )
+            .unwrap();
             check_param_grads(&model, &gf, &gc)?;
             Ok(())
         };
         check().unwrap_or_else(|e| panic!("{kind:?}: {e}"));
-    }
-}
-
-proptest! {
-    #![proptest_config(ProptestConfig::with_cases(64))]
-
-    /// The fused CPU cross-entropy (`mle_loss_cpu`) against the composite
-    /// `mle_loss`: the same value and the same logits gradient, with zero
-    /// weights and an all-zero batch included.
-    #[test]
-    fn fused_cross_entropy_equals_composite(
-        (b, s, v) in (1usize..4, 1usize..40, 2usize..40),
-        seed: u64,
-        all_zero in prop::bool::weighted(0.1),
-    ) {
-        let dev: Cpu = Default::default();
-        let mut rng = StdRng::seed_from_u64(seed);
-        let n = b * s;
-        let z: Vec<f32> = (0..n * v).map(|_| rng.gen_range(-8.0..8.0)).collect();
-        let y: Vec<usize> = (0..n).map(|_| rng.gen_range(0..v)).collect();
-        let w: Vec<f32> = (0..n)
-            .map(|_| if all_zero || rng.gen_bool(0.3) { 0.0 } else { rng.gen_range(0.0..2.0) })
-            .collect();
-        let wsum: f32 = w.iter().sum();
-        let logits = dev.tensor_from_vec(z.clone(), (b, s, v));
-        let run = |fused: bool| {
-            let traced = logits.clone().traced(Gradients::leaky());
-            let loss = if fused {
-                rewind::objectives::mle_loss_cpu(traced, &y, &w, wsum)
-            } else {
-                let yt = dev.tensor_from_vec(y.clone(), (b, s));
-                let wt = dev.tensor_from_vec(w.clone(), (b, s));
-                rewind::objectives::mle_loss(traced, &yt, &wt, wsum)
-            };
-            // a non-unit upstream gradient: d(3 L)/dz
-            let value = loss.as_vec()[0];
-            let g = (loss * 3.0).backward();
-            (value, g.get(&logits).as_vec())
-        };
-        let (lf, gf) = run(true);
-        let (lc, gc) = run(false);
-        prop_assert!((lf - lc).abs() <= 1e-5 * (1.0 + lc.abs()), "loss {} vs {}", lf, lc);
-        assert_close("dlogits", &gf, &gc, 1e-5)?;
     }
 }

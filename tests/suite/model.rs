@@ -3,9 +3,10 @@
 
 use dfdx::prelude::*;
 use rewind::data::{Batch, Example, MASKED};
-use rewind::model::{Inputs, ModelConfig, PositionKind, Transformer};
+use rewind::model::{ModelConfig, PositionKind, Transformer};
 use rewind::train::checkpoint::{self, Checkpoint};
 use rewind::train::optim::{AdamW, AdamWConfig};
+use rewind::train::Backend;
 
 fn tiny(positions: PositionKind) -> ModelConfig {
     ModelConfig {
@@ -19,8 +20,8 @@ fn tiny(positions: PositionKind) -> ModelConfig {
     }
 }
 
-fn logits_of(model: &Transformer<Cpu>, _dev: &Cpu, inp: &Inputs<Cpu>) -> Vec<f32> {
-    model.forward(inp).as_vec()
+fn logits_of(model: &Transformer<Cpu>, _dev: &Cpu, batch: &Batch) -> Vec<f32> {
+    Cpu::logits(model, batch)
 }
 
 fn row(v: &[f32], seq: usize, vocab: usize, b: usize, i: usize) -> &[f32] {
@@ -34,10 +35,10 @@ fn causal_mask_hides_future_tokens_but_not_past_ones() {
         let model = Transformer::new(&tiny(kind), &dev, 7).unwrap();
         let batch = Batch::causal(&[Example::prompt_completion(&[20, 21, 22, 23, 24], &[25])]);
         let (s, v) = (batch.seq, 100);
-        let base = logits_of(&model, &dev, &Inputs::from_batch(&batch, &dev));
+        let base = logits_of(&model, &dev, &batch);
         let mut changed = batch.clone();
         changed.ids[2] = 60;
-        let after = logits_of(&model, &dev, &Inputs::from_batch(&changed, &dev));
+        let after = logits_of(&model, &dev, &changed);
         // positions 0 and 1 cannot see index 2: bit-identical logits
         assert_eq!(row(&base, s, v, 0, 0), row(&after, s, v, 0, 0));
         assert_eq!(
@@ -67,18 +68,18 @@ fn mask_fully_isolates_a_deleted_token() {
         batch.mask[4 * s + k] = MASKED;
     }
     batch.positions[4] = 2; // state [<bos> 20 23]: input 4 (token 23) sits at position 2
-    let base = logits_of(&model, &dev, &Inputs::from_batch(&batch, &dev));
+    let base = logits_of(&model, &dev, &batch);
     let mut changed = batch.clone();
     changed.ids[2] = 70;
     changed.ids[3] = 71;
-    let after = logits_of(&model, &dev, &Inputs::from_batch(&changed, &dev));
+    let after = logits_of(&model, &dev, &changed);
     assert_eq!(row(&base, s, 100, 0, 4), row(&after, s, 100, 0, 4));
     // and equals running the model on the 3-token state alone
     let alone = Batch::causal(&[Example {
         tokens: vec![1, 20, 23, 0],
         loss_from: 1,
     }]);
-    let solo = logits_of(&model, &dev, &Inputs::from_batch(&alone, &dev));
+    let solo = logits_of(&model, &dev, &alone);
     let a = row(&base, s, 100, 0, 4);
     let b = row(&solo, alone.seq, 100, 0, 2);
     let max_diff = a
@@ -97,10 +98,10 @@ fn position_ids_drive_position_embeddings() {
     let dev: Cpu = Default::default();
     let model = Transformer::new(&tiny(PositionKind::Learned), &dev, 5).unwrap();
     let batch = Batch::causal(&[Example::prompt_completion(&[20, 21], &[22])]);
-    let base = logits_of(&model, &dev, &Inputs::from_batch(&batch, &dev));
+    let base = logits_of(&model, &dev, &batch);
     let mut shifted = batch.clone();
     shifted.positions[0] = 5;
-    let after = logits_of(&model, &dev, &Inputs::from_batch(&shifted, &dev));
+    let after = logits_of(&model, &dev, &shifted);
     assert_ne!(
         row(&base, batch.seq, 100, 0, 0),
         row(&after, batch.seq, 100, 0, 0)
@@ -130,8 +131,10 @@ fn checkpoint_round_trip_gives_identical_logits_and_optimizer_state() {
     assert_eq!(ck.meta.get("step").map(String::as_str), Some("1"));
     let loaded = ck.model(&dev).unwrap();
     let batch = Batch::causal(&[Example::prompt_completion(&[20, 21, 22], &[23, 24])]);
-    let inp = Inputs::from_batch(&batch, &dev);
-    assert_eq!(logits_of(&m2, &dev, &inp), logits_of(&loaded, &dev, &inp));
+    assert_eq!(
+        logits_of(&m2, &dev, &batch),
+        logits_of(&loaded, &dev, &batch)
+    );
     let mut fresh = Transformer::new(&tiny(PositionKind::Learned), &dev, 99).unwrap();
     let mut opt2 = AdamW::new(AdamWConfig::default(), &fresh.params());
     ck.load_into(&mut fresh, Some(&mut opt2)).unwrap();

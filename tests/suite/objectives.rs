@@ -2,9 +2,9 @@
 //! reference on random inputs (proptest), and its gradient against central
 //! finite differences of that reference.
 
-use dfdx::prelude::*;
 use proptest::prelude::*;
-use rewind::objectives::mle_loss;
+use rewind::data::{Batch, BatchKind, PairBatch, TrainBatch};
+use rewind::objectives::{Mle, Objective, ObjectiveError};
 
 /// Independent reference: -Σ w_t log softmax(z_t)[y_t] / Σ w_t, in f64.
 fn mle_reference(logits: &[f64], targets: &[usize], weights: &[f64], vocab: usize) -> f64 {
@@ -37,23 +37,28 @@ fn case() -> impl Strategy<Value = (usize, usize, usize, Vec<f32>, Vec<usize>, V
     })
 }
 
-fn dfdx_mle(
+/// The crate's MLE objective on a token batch with these targets and weights.
+fn crate_mle(
     b: usize,
     s: usize,
-    v: usize,
+    _v: usize,
     logits: &[f32],
     targets: &[usize],
     weights: &[f32],
 ) -> (f64, Vec<f32>) {
-    let dev: Cpu = Default::default();
-    let z = dev.tensor_from_vec(logits.to_vec(), (b, s, v));
-    let y = dev.tensor_from_vec(targets.to_vec(), (b, s));
-    let w = dev.tensor_from_vec(weights.to_vec(), (b, s));
-    let wsum: f32 = weights.iter().sum();
-    let loss = mle_loss(z.leaky_trace(), &y, &w, wsum);
-    let value = loss.as_vec()[0] as f64;
-    let grads = loss.backward();
-    (value, grads.get(&z).as_vec())
+    let n = b * s;
+    let batch = Batch {
+        batch: b,
+        seq: s,
+        ids: vec![0; n],
+        targets: targets.to_vec(),
+        weights: weights.to_vec(),
+        completion: weights.iter().map(|&w| w > 0.0).collect(),
+        positions: vec![0; n],
+        mask: vec![0.0; n * s],
+    };
+    Mle.loss_and_grad(logits, &TrainBatch::Tokens(batch))
+        .unwrap()
 }
 
 proptest! {
@@ -61,16 +66,16 @@ proptest! {
 
     #[test]
     fn mle_loss_matches_f64_reference((b, s, v, logits, targets, weights) in case()) {
-        let (got, _) = dfdx_mle(b, s, v, &logits, &targets, &weights);
+        let (got, _) = crate_mle(b, s, v, &logits, &targets, &weights);
         let l64: Vec<f64> = logits.iter().map(|&x| x as f64).collect();
         let w64: Vec<f64> = weights.iter().map(|&x| x as f64).collect();
         let want = mle_reference(&l64, &targets, &w64, v);
-        prop_assert!((got - want).abs() <= 1e-4 * (1.0 + want.abs()), "dfdx {got} vs reference {want}");
+        prop_assert!((got - want).abs() <= 1e-4 * (1.0 + want.abs()), "crate {got} vs reference {want}");
     }
 
     #[test]
     fn mle_gradient_matches_finite_differences((b, s, v, logits, targets, weights) in case()) {
-        let (_, grad) = dfdx_mle(b, s, v, &logits, &targets, &weights);
+        let (_, grad) = crate_mle(b, s, v, &logits, &targets, &weights);
         let l64: Vec<f64> = logits.iter().map(|&x| x as f64).collect();
         let w64: Vec<f64> = weights.iter().map(|&x| x as f64).collect();
         let h = 1e-5;
@@ -80,7 +85,7 @@ proptest! {
             let mut minus = l64.clone();
             minus[i] -= h;
             let fd = (mle_reference(&plus, &targets, &w64, v) - mle_reference(&minus, &targets, &w64, v)) / (2.0 * h);
-            prop_assert!((grad[i] as f64 - fd).abs() <= 1e-4 + 1e-3 * fd.abs(), "logit {i}: dfdx {} vs fd {fd}", grad[i]);
+            prop_assert!((grad[i] as f64 - fd).abs() <= 1e-4 + 1e-3 * fd.abs(), "logit {i}: crate {} vs fd {fd}", grad[i]);
         }
     }
 }
@@ -89,7 +94,30 @@ proptest! {
 fn zero_weight_tokens_get_zero_gradient() {
     let (b, s, v) = (1, 3, 4);
     let logits: Vec<f32> = (0..12).map(|i| (i as f32 * 0.7).sin()).collect();
-    let (_, grad) = dfdx_mle(b, s, v, &logits, &[1, 2, 3], &[1.0, 0.0, 1.0]);
+    let (_, grad) = crate_mle(b, s, v, &logits, &[1, 2, 3], &[1.0, 0.0, 1.0]);
     assert!(grad[4..8].iter().all(|&g| g == 0.0), "{grad:?}");
     assert!(grad[0..4].iter().any(|&g| g != 0.0));
+}
+
+#[test]
+fn objective_rejects_a_batch_of_the_wrong_kind() {
+    let pair = PairBatch::new(
+        &[rewind::data::Example::prompt_completion(&[10], &[11])],
+        &[rewind::data::Example::prompt_completion(&[10], &[12])],
+    );
+    let n = pair.rows.batch * pair.rows.seq;
+    let err = Mle
+        .loss_and_grad(&vec![0.0; n * 100], &TrainBatch::Pairs(pair))
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ObjectiveError::WrongBatch {
+                expected: BatchKind::Tokens,
+                got: BatchKind::Pairs,
+                ..
+            }
+        ),
+        "{err}"
+    );
 }
