@@ -56,7 +56,10 @@ fn bench(c: &mut Criterion) {
     let dev = default_device();
     let (model, prompts) = setup(&dev);
     let greedy = Decoding::Greedy;
-    let sample = Decoding::Sample { temperature: 1.0 };
+    let sample = Decoding::Sample {
+        temperature: 1.0,
+        top_p: 1.0,
+    };
 
     // sanity: both paths decode the full budget and agree
     for decoding in [greedy, sample] {

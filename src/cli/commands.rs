@@ -108,12 +108,16 @@ pub fn run_command(config: &Path, args: &RunArgs) -> Result<()> {
         "{}/{} run(s) finished in this invocation's selection",
         report.finished, report.selected
     );
-    let split = cfg
+    let probes: Vec<String> = cfg
         .eval
-        .splits
+        .effective_probes()
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
+    let split = probes
         .iter()
         .find(|s| *s == "test")
-        .unwrap_or(&cfg.eval.splits[0])
+        .unwrap_or(&probes[0])
         .clone();
     for (label, mean, min, max, n) in sweep::seed_means(&sw, &args.results, &split) {
         println!(
@@ -252,7 +256,10 @@ pub fn sample_command(
     let model = ck.model(&dev)?;
     let task = (registry::kind(&cfg.experiment.kind)?.build)(&cfg.data, 0)?;
     let decoding = if temperature > 0.0 {
-        Decoding::Sample { temperature }
+        Decoding::Sample {
+            temperature,
+            top_p: 1.0,
+        }
     } else {
         Decoding::Greedy
     };

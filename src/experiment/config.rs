@@ -31,6 +31,8 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
+use crate::eval::ProbeConfig;
+pub use crate::experiment::stage_data::DataSourceConfig;
 use crate::model::ModelConfig;
 pub use crate::objectives::ObjectiveConfig;
 use crate::train::optim::AdamWConfig;
@@ -67,6 +69,13 @@ pub struct StageConfig {
     pub name: String,
     /// The loss, e.g. `{ kind = "mle" }`.
     pub objective: ObjectiveConfig,
+    /// Where the stage's training sequences come from: `{ source = "task" }`
+    /// (default: the experiment task's generator), `{ source = "file",
+    /// path = "data/x/train_pos.jsonl" }` (a JSONL dataset of prompt /
+    /// completion lines, e.g. from `rewind data countdown`), or
+    /// `{ source = "rollouts" }` (completions sampled from the current model).
+    #[serde(default, skip_serializing_if = "DataSourceConfig::is_task")]
+    pub data: DataSourceConfig,
     /// Optimiser updates in this stage, >= 1.
     pub steps: u64,
     /// Sequences per update, >= 1. Default 64.
@@ -134,9 +143,28 @@ pub struct EvalConfig {
     /// 0 = greedy decoding; > 0 = sample at this temperature. Default 0.
     pub temperature: f32,
     /// Validation questions used for the periodic evaluation during
-    /// training (the first N of the val split; the final evaluation uses
-    /// all). Default 200.
+    /// training (the first N of the first probe's split; the evaluation
+    /// after each stage uses all). Default 200.
     pub val_during_training: usize,
+    /// Probes run after every stage, each a split, a decoder and a grader
+    /// (`[[eval.probes]]`, see `rewind::eval::probe`). Default: one greedy
+    /// exact-match probe per entry of `splits` (sampled at `temperature`
+    /// when it is > 0). When probes are given, `splits` is not used.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub probes: Vec<ProbeConfig>,
+}
+
+impl EvalConfig {
+    /// The probes that run: `probes`, or one per split.
+    pub fn effective_probes(&self) -> Vec<ProbeConfig> {
+        if !self.probes.is_empty() {
+            return self.probes.clone();
+        }
+        self.splits
+            .iter()
+            .map(|s| ProbeConfig::greedy(s, self.temperature))
+            .collect()
+    }
 }
 
 impl Default for EvalConfig {
@@ -146,6 +174,7 @@ impl Default for EvalConfig {
             batch_size: 250,
             temperature: 0.0,
             val_during_training: 200,
+            probes: vec![],
         }
     }
 }
@@ -195,8 +224,11 @@ impl ExperimentConfig {
     pub fn resolve(&mut self) -> Result<()> {
         let kind = crate::tasks::registry::kind(&self.experiment.kind)?;
         self.data = (kind.resolve_data)(&self.data)?;
-        if self.eval.splits.is_empty() {
+        if self.eval.splits.is_empty() && self.eval.probes.is_empty() {
             self.eval.splits = kind.splits.iter().map(|s| s.to_string()).collect();
+        }
+        for p in &mut self.eval.probes {
+            p.resolve();
         }
         for (i, s) in self.stages.iter_mut().enumerate() {
             if s.name.is_empty() {
@@ -233,8 +265,29 @@ impl ExperimentConfig {
                 );
             }
         }
-        if self.eval.splits.is_empty() {
-            bail!("eval.splits: at least one split is required");
+        if !self.eval.splits.is_empty() && !self.eval.probes.is_empty() {
+            bail!(
+                "eval: give `splits` or `[[eval.probes]]`, not both (probes name their own splits)"
+            );
+        }
+        if self.eval.splits.is_empty() && self.eval.probes.is_empty() {
+            bail!("eval.splits: at least one split (or one [[eval.probes]]) is required");
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for (i, p) in self.eval.probes.iter().enumerate() {
+            let at = format!("eval.probes[{i}]");
+            if !kind.splits.contains(&p.split.as_str()) {
+                bail!(
+                    "{at}.split = {:?}: unknown split (allowed for {}: {})",
+                    p.split,
+                    kind.name,
+                    kind.splits.join(", ")
+                );
+            }
+            p.validate(&at)?;
+            if !names.insert(p.name.clone()) {
+                bail!("{at}.name = {:?}: two probes share this name", p.name);
+            }
         }
         if matches!(&self.experiment.seeds, Some(s) if s.is_empty()) {
             bail!("experiment.seeds = []: give at least one seed, or remove the key");
@@ -276,6 +329,7 @@ impl ExperimentConfig {
                     s.grad_clip
                 );
             }
+            s.data.validate(&k("data"))?;
             let o = &s.optimizer;
             if !(0.0..1.0).contains(&o.beta1) || !(0.0..1.0).contains(&o.beta2) {
                 bail!("{}: beta1 and beta2 must be in [0, 1)", k("optimizer"));

@@ -5,6 +5,10 @@
 
 pub mod config;
 pub mod explain;
+pub mod grid;
 pub mod report;
+pub mod resume;
 pub mod run;
+pub mod stage_data;
+pub mod summary;
 pub mod sweep;

@@ -3,7 +3,7 @@
 use std::fmt::Write;
 use std::path::Path;
 
-use crate::experiment::run::Summary;
+use crate::experiment::summary::Summary;
 
 /// A few lines: accuracy per split, timing, where the results are.
 pub fn summary_text(s: &Summary, results_root: &Path) -> String {

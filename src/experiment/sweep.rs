@@ -27,292 +27,14 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
-use sha2::{Digest, Sha256};
 
-use crate::experiment::config::ExperimentConfig;
-use crate::experiment::run::{run, RunOptions, Summary};
-use crate::tasks::registry::from_value;
-
-/// One axis of the grid.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Axis {
-    /// Dotted config path, e.g. `stages.0.lr`.
-    pub path: String,
-    pub values: Vec<toml::Value>,
-}
-
-/// One run of a sweep.
-#[derive(Clone, Debug)]
-pub struct RunSpec {
-    /// Position in the grid (0-based).
-    pub index: usize,
-    /// `(axis path, value)` for this run, in axis order.
-    pub assignments: Vec<(String, toml::Value)>,
-    /// The fully resolved config of this run (no `[sweep]`, one seed).
-    pub cfg: ExperimentConfig,
-    /// Stable id: readable label + hash of the resolved config.
-    pub id: String,
-}
-
-/// An expanded sweep.
-#[derive(Clone, Debug)]
-pub struct Sweep {
-    pub name: String,
-    pub axes: Vec<Axis>,
-    pub runs: Vec<RunSpec>,
-}
-
-/// Collects `[sweep]` leaves as dotted paths; nested tables (from unquoted
-/// dotted keys) and quoted dotted keys mean the same path.
-fn flatten(prefix: &str, table: &toml::Table, out: &mut Vec<(String, toml::Value)>) -> Result<()> {
-    for (k, v) in table {
-        let path = if prefix.is_empty() {
-            k.clone()
-        } else {
-            format!("{prefix}.{k}")
-        };
-        match v {
-            toml::Value::Table(t) => flatten(&path, t, out)?,
-            toml::Value::Array(_) => out.push((path, v.clone())),
-            other => bail!(
-                "sweep.\"{path}\" = {other}: an axis must be a list of values, e.g. \"{path}\" = [{other}]"
-            ),
-        }
-    }
-    Ok(())
-}
-
-/// The value at a dotted path, or an error naming the first missing part.
-fn lookup<'a>(root: &'a mut toml::Value, path: &str) -> Result<&'a mut toml::Value> {
-    let mut cur = root;
-    let mut walked = String::new();
-    for part in path.split('.') {
-        let here = if walked.is_empty() {
-            "the config".to_string()
-        } else {
-            format!("`{walked}`")
-        };
-        cur = match cur {
-            toml::Value::Table(t) => {
-                let keys: Vec<String> = t.keys().cloned().collect();
-                t.get_mut(part).with_context(|| {
-                    format!(
-                        "sweep key \"{path}\": no setting `{part}` in {here} (keys there: {})",
-                        keys.join(", ")
-                    )
-                })?
-            }
-            toml::Value::Array(a) => {
-                let n = a.len();
-                let i: usize = part.parse().with_context(|| {
-                    format!(
-                        "sweep key \"{path}\": {here} is a list; use an index 0..{n}, not `{part}`"
-                    )
-                })?;
-                a.get_mut(i).with_context(|| {
-                    format!("sweep key \"{path}\": {here} has {n} entries, no index {i}")
-                })?
-            }
-            _ => bail!("sweep key \"{path}\": {here} is a single value, it has no `{part}`"),
-        };
-        if !walked.is_empty() {
-            walked.push('.');
-        }
-        walked.push_str(part);
-    }
-    Ok(cur)
-}
-
-/// A value as it appears in labels and CSV cells: strings bare, lists
-/// joined by `+` (`["add", "sub"]` -> `add+sub`).
-pub fn value_text(v: &toml::Value) -> String {
-    match v {
-        toml::Value::String(s) => s.clone(),
-        toml::Value::Array(a) => a.iter().map(value_text).collect::<Vec<_>>().join("+"),
-        other => other.to_string(),
-    }
-}
-
-/// Readable part of a run id: `lr=0.001_seed=0`.
-fn label(assignments: &[(String, toml::Value)], seed: u64) -> String {
-    let last = |p: &str| p.rsplit('.').next().unwrap_or(p).to_string();
-    let mut parts = Vec::new();
-    for (path, v) in assignments {
-        if path == "experiment.seed" {
-            continue;
-        }
-        let ambiguous = assignments
-            .iter()
-            .filter(|(p, _)| last(p) == last(path))
-            .count()
-            > 1;
-        let name = if ambiguous {
-            path.replace("stages.", "st")
-        } else {
-            last(path)
-        };
-        parts.push(format!("{name}={}", value_text(v)));
-    }
-    parts.push(format!("seed={seed}"));
-    let mut s: String = parts
-        .join("_")
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "._=+-".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    s.truncate(80);
-    s
-}
-
-/// Stable id of a resolved run config.
-pub fn run_id(cfg: &ExperimentConfig, assignments: &[(String, toml::Value)]) -> Result<String> {
-    let hash = Sha256::digest(cfg.to_toml()?.as_bytes());
-    let hex: String = hash.iter().take(5).map(|b| format!("{b:02x}")).collect();
-    Ok(format!("{}-{hex}", label(assignments, cfg.experiment.seed)))
-}
-
-impl RunSpec {
-    /// The one run of a config without sweep axes or seed lists.
-    pub fn single(cfg: &ExperimentConfig) -> Result<Self> {
-        let sweep = expand(cfg)?;
-        if sweep.runs.len() != 1 {
-            bail!(
-                "config {} defines a sweep of {} runs",
-                cfg.experiment.name,
-                sweep.runs.len()
-            );
-        }
-        Ok(sweep.runs.into_iter().next().expect("one run"))
-    }
-}
-
-/// Expands a config's sweep into its runs. Errors name the sweep key.
-pub fn expand(cfg: &ExperimentConfig) -> Result<Sweep> {
-    let mut pairs = Vec::new();
-    flatten("", &cfg.sweep, &mut pairs)?;
-    pairs.sort_by(|a, b| a.0.cmp(&b.0));
-    for w in pairs.windows(2) {
-        if w[0].0 == w[1].0 {
-            bail!("sweep key \"{}\" is given twice", w[0].0);
-        }
-    }
-    let mut axes = Vec::new();
-    for (path, v) in pairs {
-        let values = match v {
-            toml::Value::Array(a) => a,
-            _ => unreachable!("flatten keeps arrays only"),
-        };
-        if values.is_empty() {
-            bail!("sweep key \"{path}\" = []: give at least one value");
-        }
-        if ["experiment.name", "experiment.kind", "experiment.seeds"].contains(&path.as_str())
-            || path.starts_with("sweep")
-        {
-            bail!("sweep key \"{path}\" cannot be swept (it identifies the experiment)");
-        }
-        if path == "experiment.seed" && cfg.experiment.seeds.is_some() {
-            bail!("sweep key \"experiment.seed\" is given twice (also as experiment.seeds)");
-        }
-        axes.push(Axis { path, values });
-    }
-    for a in &axes {
-        for b in &axes {
-            if a.path != b.path && b.path.starts_with(&format!("{}.", a.path)) {
-                bail!("sweep keys \"{}\" and \"{}\" overlap", a.path, b.path);
-            }
-        }
-    }
-    // seeds last: fastest-varying, so runs of one setting sit together
-    axes.sort_by_key(|a| a.path == "experiment.seed");
-    if let Some(seeds) = &cfg.experiment.seeds {
-        axes.push(Axis {
-            path: "experiment.seed".into(),
-            values: seeds
-                .iter()
-                .map(|&s| toml::Value::Integer(s as i64))
-                .collect(),
-        });
-    }
-
-    let mut base = cfg.clone();
-    base.sweep = toml::Table::new();
-    base.experiment.seeds = None;
-    let base_value = toml::Value::try_from(&base)?;
-    for a in &axes {
-        lookup(&mut base_value.clone(), &a.path)?;
-    }
-
-    let total: usize = axes.iter().map(|a| a.values.len()).product();
-    let mut runs = Vec::with_capacity(total);
-    for index in 0..total {
-        // mixed-radix digits, first axis slowest
-        let mut rem = index;
-        let mut picks = vec![0; axes.len()];
-        for (i, a) in axes.iter().enumerate().rev() {
-            picks[i] = rem % a.values.len();
-            rem /= a.values.len();
-        }
-        let assignments: Vec<(String, toml::Value)> = axes
-            .iter()
-            .zip(&picks)
-            .map(|(a, &p)| (a.path.clone(), a.values[p].clone()))
-            .collect();
-        let mut v = base_value.clone();
-        for (path, value) in &assignments {
-            *lookup(&mut v, path)? = value.clone();
-        }
-        let point = || {
-            assignments
-                .iter()
-                .map(|(p, v)| format!("{p} = {v}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        let mut run_cfg: ExperimentConfig =
-            from_value(v, "config").with_context(|| format!("sweep point [{}]", point()))?;
-        run_cfg
-            .resolve()
-            .with_context(|| format!("sweep point [{}]", point()))?;
-        let id = run_id(&run_cfg, &assignments)?;
-        runs.push(RunSpec {
-            index,
-            assignments,
-            cfg: run_cfg,
-            id,
-        });
-    }
-    Ok(Sweep {
-        name: cfg.experiment.name.clone(),
-        axes,
-        runs,
-    })
-}
-
-/// Parses `--shard i/n` (0 <= i < n).
-pub fn parse_shard(s: &str) -> Result<(usize, usize)> {
-    let err = || format!("--shard {s:?}: expected i/n with 0 <= i < n, e.g. 0/4");
-    let (i, n) = s.split_once('/').with_context(err)?;
-    let (i, n): (usize, usize) = (
-        i.trim().parse().with_context(err)?,
-        n.trim().parse().with_context(err)?,
-    );
-    if n == 0 || i >= n {
-        bail!(err());
-    }
-    Ok((i, n))
-}
-
-/// The runs of shard `i` of `n`: grid indices `i, i+n, i+2n, ...`.
-pub fn shard(runs: &[RunSpec], (i, n): (usize, usize)) -> Vec<&RunSpec> {
-    runs.iter().filter(|r| r.index % n == i).collect()
-}
+pub use crate::experiment::grid::{
+    expand, parse_shard, run_id, shard, value_text, Axis, RunSpec, Sweep,
+};
+use crate::experiment::run::{run, RunOptions};
+use crate::experiment::summary::Summary;
 
 /// How a sweep is run.
 #[derive(Clone, Debug, Default)]
@@ -436,11 +158,18 @@ pub fn write_summary(sweep: &Sweep, root: &Path) -> Result<(PathBuf, Vec<String>
             rows.push((spec, s));
         }
     }
-    // columns: fixed, then every split / stage seen
+    // columns: fixed, then every probe / stage seen
     let splits: Vec<String> = sweep
         .runs
         .first()
-        .map(|r| r.cfg.eval.splits.clone())
+        .map(|r| {
+            r.cfg
+                .eval
+                .effective_probes()
+                .into_iter()
+                .map(|p| p.name)
+                .collect()
+        })
         .unwrap_or_default();
     let stages: Vec<String> = sweep
         .runs

@@ -32,8 +32,15 @@ impl Problem {
 /// A task: a training distribution, fixed held-out evaluation splits, and
 /// how a completion is graded.
 pub trait Task: Send + Sync {
-    /// One fresh training sequence (never a held-out question).
-    fn sample_train(&self, rng: &mut StdRng) -> Result<Example>;
+    /// One fresh training problem (never a held-out question), with its
+    /// reference completion.
+    fn sample_problem(&self, rng: &mut StdRng) -> Result<Problem>;
+    /// One fresh training sequence: by default the prompt and reference
+    /// completion of [`Task::sample_problem`].
+    fn sample_train(&self, rng: &mut StdRng) -> Result<Example> {
+        let p = self.sample_problem(rng)?;
+        Ok(Example::from_text(&p.prompt, &p.reference)?)
+    }
     /// Names of the evaluation splits, e.g. `["val", "test", "long"]`;
     /// the first is the one monitored during training.
     fn splits(&self) -> Vec<String>;

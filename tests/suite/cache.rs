@@ -265,8 +265,14 @@ fn cached_generate_gives_the_same_tokens_as_uncached_for_the_same_seed() {
             prompts.push(vec![41; max_len - 1]);
             for decoding in [
                 Decoding::Greedy,
-                Decoding::Sample { temperature: 1.0 },
-                Decoding::Sample { temperature: 0.6 },
+                Decoding::Sample {
+                    temperature: 1.0,
+                    top_p: 1.0,
+                },
+                Decoding::Sample {
+                    temperature: 0.6,
+                    top_p: 1.0,
+                },
             ] {
                 let gens = compare_generate(&model, &dev, &prompts, 30, decoding, seed);
                 for (g, p) in gens.iter().zip(&prompts) {
@@ -313,7 +319,10 @@ fn edge_cases_match() {
             &dev,
             &prompts,
             max_new,
-            Decoding::Sample { temperature: 1.0 },
+            Decoding::Sample {
+                temperature: 1.0,
+                top_p: 1.0,
+            },
             0,
         );
     }
@@ -359,7 +368,10 @@ fn threaded_batches_give_the_same_numbers_as_single_rows() {
         &dev,
         &prompts,
         10,
-        Decoding::Sample { temperature: 1.0 },
+        Decoding::Sample {
+            temperature: 1.0,
+            top_p: 1.0,
+        },
         8,
     );
 }

@@ -4,13 +4,12 @@ use anyhow::Result;
 use rand::rngs::StdRng;
 
 use super::{to_base, ArithmeticTask, Split};
-use crate::data::Example;
 use crate::tasks::{Problem, Task};
 
 impl Task for ArithmeticTask {
-    fn sample_train(&self, rng: &mut StdRng) -> Result<Example> {
+    fn sample_problem(&self, rng: &mut StdRng) -> Result<Problem> {
         let p = ArithmeticTask::sample_train(self, rng);
-        Ok(Example::from_text(&p.prompt, &p.answer)?)
+        Ok(Problem::new(&p.prompt, &p.answer))
     }
 
     fn splits(&self) -> Vec<String> {

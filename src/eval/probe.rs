@@ -1,0 +1,305 @@
+//! Evaluation probes: what capability is measured after every stage.
+//!
+//! A probe is a split of a task, a decoder and a grader:
+//!
+//! ```toml
+//! [[eval.probes]]
+//! split = "test"
+//! decoder = { kind = "sample", n = 4, temperature = 0.7, top_p = 0.95 }
+//! grader = "verifier"          # or "exact_match"
+//! ```
+//!
+//! Every probe runs after every stage on the same problems, in the same
+//! order, with the same sampling seeds (keyed by the run seed, the probe's
+//! name and the sample index, never by the stage or step), so a change
+//! between stages is the model's, not the evaluation's. That is what makes
+//! the stage × probe table a forgetting measurement.
+
+use anyhow::{bail, Result};
+use rand::rngs::StdRng;
+use serde::{Deserialize, Serialize};
+
+use super::decode::{generate_cached, Decoding};
+use crate::data::vocab;
+use crate::model::decode::CachedDecoder;
+use crate::model::Transformer;
+use crate::tasks::{Problem, Task};
+use crate::train::Backend;
+
+/// How completions are decoded.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum DecoderConfig {
+    /// The most likely token at every step (one completion per problem).
+    Greedy {},
+    /// `n` sampled completions per problem.
+    Sample {
+        /// Completions per problem, >= 1. Default 1.
+        #[serde(default = "one")]
+        n: usize,
+        /// Softmax temperature, > 0. Default 1.
+        #[serde(default = "one_f")]
+        temperature: f32,
+        /// Nucleus cut-off in (0, 1]; 1 samples from the whole distribution. Default 1.
+        #[serde(default = "one_f")]
+        top_p: f32,
+    },
+}
+
+fn one() -> usize {
+    1
+}
+fn one_f() -> f32 {
+    1.0
+}
+
+impl Default for DecoderConfig {
+    fn default() -> Self {
+        Self::Greedy {}
+    }
+}
+
+impl DecoderConfig {
+    /// Completions per problem.
+    pub fn samples(&self) -> usize {
+        match self {
+            Self::Greedy {} => 1,
+            Self::Sample { n, .. } => *n,
+        }
+    }
+
+    fn decoding(&self) -> Decoding {
+        match *self {
+            Self::Greedy {} => Decoding::Greedy,
+            Self::Sample {
+                temperature, top_p, ..
+            } => Decoding::Sample { temperature, top_p },
+        }
+    }
+
+    /// A short label for default probe names (`greedy`, `sample4_t0.7`).
+    fn label(&self) -> String {
+        match self {
+            Self::Greedy {} => "greedy".into(),
+            Self::Sample {
+                n,
+                temperature,
+                top_p,
+            } => {
+                let p = if *top_p < 1.0 {
+                    format!("_p{top_p}")
+                } else {
+                    String::new()
+                };
+                format!("sample{n}_t{temperature}{p}")
+            }
+        }
+    }
+}
+
+/// How a completion is judged.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum GraderKind {
+    /// The decoded completion equals the reference answer exactly.
+    #[default]
+    ExactMatch,
+    /// The task's own checker accepts it (Countdown: legal steps reaching
+    /// the target), so any correct solution counts.
+    Verifier,
+}
+
+impl GraderKind {
+    /// The metric name in metrics.csv.
+    pub fn metric(self) -> &'static str {
+        match self {
+            Self::ExactMatch => "exact_match",
+            Self::Verifier => "verified",
+        }
+    }
+}
+
+/// `[[eval.probes]]`: one measurement run after every stage.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProbeConfig {
+    /// Name in metrics.csv (`split` column) and in summary.csv
+    /// (`after:<stage>:<name>`). Default: the split for greedy exact match,
+    /// else `<split>/<decoder>/<grader>` (e.g. `test/sample4_t0.7/verifier`).
+    #[serde(default)]
+    pub name: String,
+    /// Which split of the task, e.g. `test`.
+    pub split: String,
+    /// Decoder, e.g. `{ kind = "greedy" }` (default) or
+    /// `{ kind = "sample", n = 4, temperature = 0.7, top_p = 0.95 }`.
+    #[serde(default)]
+    pub decoder: DecoderConfig,
+    /// `exact_match` (default) or `verifier`.
+    #[serde(default)]
+    pub grader: GraderKind,
+}
+
+impl ProbeConfig {
+    /// A greedy exact-match probe of `split` (what `eval.splits` means).
+    pub fn greedy(split: &str, temperature: f32) -> Self {
+        let decoder = if temperature > 0.0 {
+            DecoderConfig::Sample {
+                n: 1,
+                temperature,
+                top_p: 1.0,
+            }
+        } else {
+            DecoderConfig::Greedy {}
+        };
+        Self {
+            name: split.into(),
+            split: split.into(),
+            decoder,
+            grader: GraderKind::ExactMatch,
+        }
+    }
+
+    /// Fills the default name.
+    pub fn resolve(&mut self) {
+        if self.name.is_empty() {
+            let greedy = matches!(self.decoder, DecoderConfig::Greedy {});
+            self.name = if greedy && self.grader == GraderKind::ExactMatch {
+                self.split.clone()
+            } else {
+                format!(
+                    "{}/{}/{}",
+                    self.split,
+                    self.decoder.label(),
+                    match self.grader {
+                        GraderKind::ExactMatch => "exact_match",
+                        GraderKind::Verifier => "verifier",
+                    }
+                )
+            };
+        }
+    }
+
+    /// Checks ranges; `at` is the key path for errors (`eval.probes[1]`).
+    pub fn validate(&self, at: &str) -> Result<()> {
+        if let DecoderConfig::Sample {
+            n,
+            temperature,
+            top_p,
+        } = self.decoder
+        {
+            if n == 0 {
+                bail!("{at}.decoder.n = 0: must be at least 1");
+            }
+            if !(temperature > 0.0 && temperature.is_finite()) {
+                bail!("{at}.decoder.temperature = {temperature}: must be > 0 (use kind = \"greedy\" for argmax)");
+            }
+            if !(top_p > 0.0 && top_p <= 1.0) {
+                bail!("{at}.decoder.top_p = {top_p}: allowed range is (0, 1]");
+            }
+        }
+        if self.name.contains(',') || self.name.contains(':') {
+            bail!(
+                "{at}.name = {:?}: may not contain ',' or ':' (it names CSV columns)",
+                self.name
+            );
+        }
+        Ok(())
+    }
+}
+
+/// What one probe measured.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProbeResult {
+    /// Problems evaluated.
+    pub n: usize,
+    /// Completions judged correct, over all samples.
+    pub correct: usize,
+    /// Completions decoded (`n` × samples per problem).
+    pub samples: usize,
+    /// Problems with at least one correct completion.
+    pub solved: usize,
+    /// A few (prompt, reference, got) triples of wrong completions.
+    pub wrong_examples: Vec<(String, String, String)>,
+}
+
+impl ProbeResult {
+    /// Mean correctness over every completion (accuracy for one sample).
+    pub fn accuracy(&self) -> f64 {
+        self.correct as f64 / self.samples.max(1) as f64
+    }
+
+    /// Fraction of problems solved by at least one of the samples (pass@n).
+    pub fn pass_at_n(&self) -> f64 {
+        self.solved as f64 / self.n.max(1) as f64
+    }
+}
+
+/// Whether `completion` solves `problem` by `grader`.
+pub fn grade(
+    task: &dyn Task,
+    grader: GraderKind,
+    problem: &Problem,
+    completion: &str,
+) -> Result<bool> {
+    Ok(match grader {
+        GraderKind::ExactMatch => completion == problem.reference,
+        GraderKind::Verifier => match task.verify(problem, completion) {
+            Some(ok) => ok,
+            None => bail!("grader = \"verifier\": this task has no verifier (use \"exact_match\")"),
+        },
+    })
+}
+
+/// Runs `probe` on `problems`: decodes `samples()` completions of each with
+/// the cached decoder, in batches of `batch_size`, at most `max_new` actions
+/// each; sample `k` of every problem draws from `rngs(k)`.
+pub fn run_probe<D: Backend>(
+    model: &Transformer<D>,
+    task: &dyn Task,
+    problems: &[Problem],
+    probe: &ProbeConfig,
+    max_new: usize,
+    batch_size: usize,
+    rngs: impl Fn(usize) -> StdRng,
+) -> Result<ProbeResult> {
+    let decoder = CachedDecoder::new(model);
+    let samples = probe.decoder.samples();
+    let mut res = ProbeResult {
+        n: problems.len(),
+        correct: 0,
+        samples: problems.len() * samples,
+        solved: 0,
+        wrong_examples: vec![],
+    };
+    let mut solved = vec![false; problems.len()];
+    for k in 0..samples {
+        let mut rng = rngs(k);
+        for (c, chunk) in problems.chunks(batch_size.max(1)).enumerate() {
+            let prompts = chunk
+                .iter()
+                .map(|p| vocab::encode(&p.prompt))
+                .collect::<Result<Vec<_>, _>>()?;
+            let gens = generate_cached(
+                &decoder,
+                &prompts,
+                max_new,
+                probe.decoder.decoding(),
+                &mut rng,
+            );
+            for (i, (p, g)) in chunk.iter().zip(gens).enumerate() {
+                let got = vocab::decode(&g.output)?;
+                if g.finished && grade(task, probe.grader, p, &got)? {
+                    res.correct += 1;
+                    solved[c * batch_size.max(1) + i] = true;
+                } else if res.wrong_examples.len() < 5 {
+                    res.wrong_examples
+                        .push((p.prompt.clone(), p.reference.clone(), got));
+                }
+            }
+        }
+    }
+    res.solved = solved.iter().filter(|&&s| s).count();
+    Ok(res)
+}

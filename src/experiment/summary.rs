@@ -1,0 +1,128 @@
+//! `summary.json` of a run: final metrics, the stage × probe table,
+//! timings, seed, git commit and versions; and how it is derived from
+//! `metrics.csv`, the one record that survives interrupted sessions.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::eval::ProbeConfig;
+use crate::experiment::config::ExperimentConfig;
+use crate::experiment::resume::global_step;
+use crate::metrics::Row;
+
+/// dfdx version this build uses (from Cargo.lock; recorded in summaries).
+pub const DFDX_VERSION: &str = "0.13.0";
+
+/// Timing of one stage.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct StageTiming {
+    pub name: String,
+    pub steps: u64,
+    /// Training wall time of the stage (excluding evaluation), seconds.
+    pub train_s: f64,
+    pub ms_per_step: f64,
+    /// Non-padding input tokens processed per second of training.
+    pub tokens_per_s: f64,
+}
+
+/// `summary.json`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Summary {
+    pub experiment: String,
+    pub run_id: String,
+    pub seed: u64,
+    pub git_commit: String,
+    pub rewind_version: String,
+    pub dfdx_version: String,
+    pub device: String,
+    pub threads: usize,
+    pub num_params: usize,
+    /// Accuracy per probe (by name; a probe per split by default) after
+    /// the last stage: exact match, or the verifier's rate.
+    pub exact_match: BTreeMap<String, f64>,
+    /// Problems per probe.
+    pub n: BTreeMap<String, usize>,
+    /// Teacher-forced validation NLL after the last stage.
+    pub val_loss: f64,
+    /// Accuracy per stage per probe: `after_stage[stage][probe]` (the forgetting table).
+    pub after_stage: BTreeMap<String, BTreeMap<String, f64>>,
+    pub stages: Vec<StageTiming>,
+    /// Wall time of the whole run including evaluation (summed over resumed sessions), seconds.
+    pub wall_s: f64,
+    /// Examples of wrong answers of the report probe (`test` if there is
+    /// one): (prompt, expected, got), from the evaluation after the last stage.
+    pub wrong_examples: Vec<(String, String, String)>,
+}
+
+/// Current git commit of the working directory (`unknown` outside a repo),
+/// with `-dirty` when there are uncommitted changes.
+pub fn git_commit() -> String {
+    let run = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    match run(&["rev-parse", "--short=12", "HEAD"]) {
+        Some(c) => {
+            let dirty = run(&["status", "--porcelain", "--untracked-files=no"])
+                .is_some_and(|s| !s.is_empty());
+            if dirty {
+                format!("{c}-dirty")
+            } else {
+                c
+            }
+        }
+        None => "unknown".into(),
+    }
+}
+
+/// The forgetting table (`after_stage[stage][probe]` = the probe's
+/// accuracy after that stage) and per-stage timings, read back from
+/// metrics rows.
+pub fn stage_results(
+    cfg: &ExperimentConfig,
+    probes: &[ProbeConfig],
+    rows: &[Row],
+) -> (BTreeMap<String, BTreeMap<String, f64>>, Vec<StageTiming>) {
+    let mut table = BTreeMap::new();
+    let mut timings = Vec::new();
+    let mut prev_elapsed = 0.0;
+    for (si, st) in cfg.stages.iter().enumerate() {
+        let end = global_step(cfg, si + 1, 0);
+        let at_end = |split: &str, metric: &str| {
+            rows.iter()
+                .find(|r| {
+                    r.stage == st.name && r.step == end && r.split == split && r.metric == metric
+                })
+                .map(|r| (r.value, r.elapsed_s))
+        };
+        let row: BTreeMap<String, f64> = probes
+            .iter()
+            .filter_map(|p| at_end(&p.name, p.grader.metric()).map(|(v, _)| (p.name.clone(), v)))
+            .collect();
+        table.insert(st.name.clone(), row);
+        let elapsed = at_end("train", "loss").map_or(prev_elapsed, |(_, e)| e);
+        let train_s = elapsed - prev_elapsed;
+        prev_elapsed = elapsed;
+        timings.push(StageTiming {
+            name: st.name.clone(),
+            steps: st.steps,
+            train_s,
+            ms_per_step: 1000.0 * train_s / st.steps.max(1) as f64,
+            tokens_per_s: at_end("train", "tokens_per_s").map_or(0.0, |(v, _)| v),
+        });
+    }
+    (table, timings)
+}
+
+/// Threads the matmul kernels use (rayon's global pool).
+pub fn rayon_threads() -> usize {
+    std::env::var("RAYON_NUM_THREADS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
