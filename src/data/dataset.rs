@@ -197,7 +197,10 @@ mod tests {
         let e = Dataset::read(only_pos.path(), LabelFilter::Incorrect)
             .unwrap_err()
             .to_string();
-        assert!(e.contains("no lines with") && e.contains("of 1 lines"), "{e}");
+        assert!(
+            e.contains("no lines with") && e.contains("of 1 lines"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! Nothing here computes a loss or touches a device: batches are plain
 //! `Vec`s that the model moves to its device.
 
+pub mod backspace;
 pub mod batch;
 pub mod dataset;
 pub mod vocab;

@@ -4,6 +4,7 @@
 //! Run one file's tests with `cargo test --test suite fused::`.
 
 mod arithmetic;
+mod backspace;
 mod cache;
 mod config;
 mod countdown;
