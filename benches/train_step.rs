@@ -71,7 +71,7 @@ fn bench_model(c: &mut Criterion, name: &str, cfg: &ModelConfig, batch: &Batch, 
             train_step(&mut model, &mut opt, &tbatch, &spec, &mut Dropout::off()).expect("step")
         })
     });
-    let inputs = Inputs::from_batch(&batch, &dev);
+    let inputs = Inputs::from_batch(batch, &dev);
     g.bench_function("forward", |b| b.iter(|| Dev::logits(&model, batch)));
     if reference {
         g.bench_function("train_step_reference", |b| {

@@ -163,7 +163,7 @@ pub(crate) fn forward(w: &HostParams, inp: &HostInputs, keep: bool) -> (Vec<f32>
         );
         let mut p = Buf::uninit(b * h * s * s);
         let mut ctx = Buf::uninit(n * d);
-        attention_forward(&qkv, &inp.mask, &mut p, &mut ctx, (b, s, h, dh));
+        attention_forward(&qkv, inp.mask, &mut p, &mut ctx, (b, s, h, dh));
         matmul_bias(
             &mut x,
             &ctx,
@@ -551,7 +551,7 @@ pub(crate) fn backward(
         matmul(&mut g_wo, &bc.ctx, &dres, (d, n, d), (true, false), false);
         let g_bo = col_sum(&dres, d);
         matmul(&mut dctx, &dres, &blk.wo, (n, d, d), (false, true), false);
-        attention_backward(&bc.qkv, &inp.mask, &bc.p, &dctx, &mut dqkv, (b, s, h, dh));
+        attention_backward(&bc.qkv, inp.mask, &bc.p, &dctx, &mut dqkv, (b, s, h, dh));
         let mut g_wqkv = Buf::uninit(d * 3 * d);
         matmul(
             &mut g_wqkv,

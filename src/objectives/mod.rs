@@ -71,7 +71,7 @@ impl ObjectiveConfig {
 
 /// The vocabulary size implied by `logits` for `rows` positions.
 pub(crate) fn vocab_of(logits: &[f32], rows: usize) -> Result<usize, ObjectiveError> {
-    if rows == 0 || logits.len() % rows != 0 {
+    if rows == 0 || !logits.len().is_multiple_of(rows) {
         return Err(ObjectiveError::Shape {
             len: logits.len(),
             rows,

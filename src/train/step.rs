@@ -191,7 +191,7 @@ impl Backend for Cuda {
 /// the reference the fused CPU path is tested against.
 pub mod reference {
     use super::*;
-    use crate::model::Inputs;
+    use crate::model::{Inputs, Tensor2};
     use crate::train::optim::clip_grad_norm;
 
     /// Inference logits `(batch·seq, vocab)` on the host.
@@ -208,7 +208,7 @@ pub mod reference {
         batch: &TrainBatch,
         objective: &dyn Objective,
         dropout: &mut Dropout,
-    ) -> Result<(f64, Vec<Tensor<(usize, usize), f32, D>>)> {
+    ) -> Result<(f64, Vec<Tensor2<D>>)> {
         let dev = model.param(0).device().clone();
         // A fresh gradient store per step. Allocating every parameter's slot
         // up front gives an unused parameter a zero gradient instead of a

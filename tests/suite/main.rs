@@ -15,4 +15,5 @@ mod objectives;
 mod plot;
 mod plot_sweep;
 mod run;
+mod stages;
 mod sweep;

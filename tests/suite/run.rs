@@ -9,7 +9,7 @@ use rewind::experiment::sweep::RunSpec;
 use rewind::metrics;
 use rewind::train::checkpoint::Checkpoint;
 
-const TINY: &str = r#"
+pub(crate) const TINY: &str = r#"
 [experiment]
 name = "tiny"
 kind = "arithmetic"
@@ -54,7 +54,7 @@ batch_size = 20
 val_during_training = 10
 "#;
 
-fn opts(root: &Path, stop_after: Option<u64>) -> RunOptions {
+pub(crate) fn opts(root: &Path, stop_after: Option<u64>) -> RunOptions {
     RunOptions {
         results_root: root.to_path_buf(),
         stop_after,
@@ -65,7 +65,7 @@ fn opts(root: &Path, stop_after: Option<u64>) -> RunOptions {
 
 /// Rows without wall-clock measurements (elapsed_s, tokens_per_s), which
 /// legitimately differ between runs.
-fn rows(dir: &Path) -> Vec<(String, u64, String, String, f64)> {
+pub(crate) fn rows(dir: &Path) -> Vec<(String, u64, String, String, f64)> {
     metrics::read(&dir.join("metrics.csv"))
         .unwrap()
         .into_iter()
@@ -90,7 +90,12 @@ fn weights(dir: &Path) -> Vec<(String, Vec<f32>)> {
 /// with possibly more metrics rows written after it), then resumed to the
 /// end; the two must agree bit for bit.
 fn assert_resume_is_exact(stops: &[u64]) {
-    let cfg = RunSpec::single(&ExperimentConfig::from_toml(TINY).unwrap()).unwrap();
+    assert_resume_is_exact_for(TINY, stops)
+}
+
+/// [`assert_resume_is_exact`] for any 34-step two-stage config.
+pub(crate) fn assert_resume_is_exact_for(config: &str, stops: &[u64]) {
+    let cfg = RunSpec::single(&ExperimentConfig::from_toml(config).unwrap()).unwrap();
     let dev = rewind::model::device::default_device();
     let a = tempfile::tempdir().unwrap();
     let full = run(&cfg, dev.clone(), "cpu", &opts(a.path(), None))
