@@ -6,6 +6,7 @@
 pub mod config;
 pub mod explain;
 pub mod grid;
+pub mod provenance;
 pub mod report;
 pub mod resume;
 pub mod run;

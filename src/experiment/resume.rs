@@ -14,7 +14,7 @@ use anyhow::{Context, Result};
 use dfdx::prelude::*;
 
 use crate::experiment::config::ExperimentConfig;
-use crate::experiment::summary::git_commit;
+use crate::experiment::provenance::git_commit;
 use crate::model::Transformer;
 use crate::train::checkpoint::{self, Checkpoint};
 use crate::train::optim::AdamW;

@@ -21,9 +21,10 @@ use crate::eval::probe::{grade, run_probe};
 use crate::eval::{self, ProbeConfig, ProbeResult};
 use crate::experiment::config::ExperimentConfig;
 use crate::experiment::grid::RunSpec;
+use crate::experiment::provenance;
 use crate::experiment::resume::{self, global_step, Position};
 use crate::experiment::stage_data::StageData;
-use crate::experiment::summary::{self, stage_results, StageTiming, Summary};
+use crate::experiment::summary::{stage_results, StageTiming, Summary};
 use crate::metrics::{MetricsLog, Row};
 use crate::model::{rng_for, sub_seed, Dropout, Transformer};
 use crate::tasks::{Problem, Task};
@@ -516,11 +517,11 @@ pub fn run<D: Backend>(
         experiment: cfg.experiment.name.clone(),
         run_id: spec.id.clone(),
         seed,
-        git_commit: summary::git_commit(),
+        git_commit: provenance::git_commit(),
         rewind_version: env!("CARGO_PKG_VERSION").into(),
-        dfdx_version: summary::DFDX_VERSION.into(),
+        dfdx_version: provenance::DFDX_VERSION.into(),
         device: device_name.into(),
-        threads: summary::rayon_threads(),
+        threads: provenance::rayon_threads(),
         num_params: model.num_params(),
         exact_match: final_em,
         n: final_n,

@@ -12,4 +12,5 @@
 
 pub mod ops;
 pub mod pool;
+mod ptr;
 mod sgemm;

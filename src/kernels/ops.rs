@@ -66,31 +66,7 @@ pub(crate) fn min_len() -> usize {
 
 // ---------------------------------------------------------------- matmul
 
-/// A strided read-only matrix: element `(i, j)` is at `ptr + i*rs + j*cs`.
-#[derive(Clone, Copy)]
-pub(crate) struct View {
-    pub ptr: *const f32,
-    pub rs: isize,
-    pub cs: isize,
-}
-
-/// A raw pointer that may cross threads; each task writes a disjoint region.
-#[derive(Clone, Copy)]
-pub(crate) struct SendPtr(pub *mut f32);
-
-impl SendPtr {
-    /// The pointer (a method, so that a closure captures the whole `Send`
-    /// wrapper rather than its raw-pointer field).
-    pub(crate) fn get(self) -> *mut f32 {
-        self.0
-    }
-}
-// SAFETY: only used to hand disjoint output regions to parallel tasks.
-unsafe impl Send for SendPtr {}
-unsafe impl Sync for SendPtr {}
-// SAFETY: as above; the pointed-to inputs are only read.
-unsafe impl Send for View {}
-unsafe impl Sync for View {}
+pub(crate) use super::ptr::{SendPtr, View};
 
 /// `c = a · b` (or `c += a · b` with `acc`), `c` being `m x n` with row
 /// stride `c_rs` and unit column stride, `a` `m x k`, `b` `k x n`; then

@@ -18,7 +18,7 @@
 use std::arch::x86_64::*;
 use std::cell::RefCell;
 
-use super::ops::{SendPtr, View};
+use super::ptr::{SendPtr, View};
 
 const MR: usize = 6;
 const NR: usize = 16;
