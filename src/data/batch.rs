@@ -1,10 +1,12 @@
-//! Batches of token sequences on the host, and their move to the device.
+//! Batches of token sequences on the host.
 //!
 //! A [`Batch`] is device-independent plain data: input ids, next-token
-//! targets, per-token loss weights, position ids and an additive attention
-//! mask. Plain sequences get a causal mask here; sequences containing
-//! `<bksp>` get their mask and positions from the backtrack module, through
-//! the same struct, so the model and losses never special-case either.
+//! targets, per-token loss weights, a completion mask, position ids and an
+//! additive attention mask. Plain sequences get a causal mask here;
+//! sequences containing `<bksp>` get their mask and positions from
+//! [`super::backspace`], through the same struct, so the model never
+//! special-cases either. What an objective trains on is a [`TrainBatch`]:
+//! token rows, chosen/rejected pairs, or backspace transitions.
 
 use crate::data::vocab::{BOS, EOS, PAD};
 
