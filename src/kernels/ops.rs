@@ -36,6 +36,8 @@ macro_rules! simd {
             fn body($($arg: $ty),*) $(-> $ret)? $body
             #[cfg(target_arch = "x86_64")]
             {
+                /// # Safety
+                /// The CPU must support AVX2 and FMA (checked by the caller).
                 #[target_feature(enable = "avx2,fma")]
                 unsafe fn avx2($($arg: $ty),*) $(-> $ret)? { body($($arg),*) }
                 if has_avx2() {

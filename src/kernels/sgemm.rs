@@ -122,6 +122,11 @@ pub(crate) unsafe fn sgemm(
 }
 
 /// The single-threaded blocked algorithm.
+///
+/// # Safety
+/// As [`sgemm`]: every element addressed through `a`, `b` and `c` (with
+/// their strides) is in bounds, `c` is not aliased by another writer, and
+/// the CPU supports AVX2 and FMA.
 #[target_feature(enable = "avx2,fma")]
 unsafe fn sgemm_serial(
     (m, k, n): (usize, usize, usize),
@@ -216,6 +221,10 @@ unsafe fn sgemm_serial(
 
 /// Packs `A[ic..ic+mc, pc..pc+kc]` into 6-row panels, each `kc x 6`
 /// (k-major), zero-padding the last panel's missing rows.
+///
+/// # Safety
+/// `a` must address every element of that block in bounds; `buf` holds
+/// at least `mc.div_ceil(6) * 6 * kc` values.
 #[inline(always)]
 unsafe fn pack_a(buf: &mut [f32], a: View, ic: usize, mc: usize, pc: usize, kc: usize) {
     let mut done = 0;
@@ -289,6 +298,10 @@ unsafe fn pack_a(buf: &mut [f32], a: View, ic: usize, mc: usize, pc: usize, kc: 
 
 /// Packs `B[pc..pc+kc, jc..jc+nc]` into 16-column panels, each `kc x 16`,
 /// zero-padding the last panel's missing columns.
+///
+/// # Safety
+/// `b` must address every element of that block in bounds; `buf` holds
+/// at least `nc.div_ceil(16) * 16 * kc` values.
 #[inline(always)]
 unsafe fn pack_b(buf: &mut [f32], b: View, pc: usize, kc: usize, jc: usize, nc: usize) {
     let mut done = 0;
@@ -349,6 +362,9 @@ unsafe fn pack_b(buf: &mut [f32], b: View, pc: usize, kc: usize, jc: usize, nc: 
 }
 
 /// Transpose of the 8 x 8 matrix whose rows are `r`.
+///
+/// # Safety
+/// The CPU must support AVX (callers run under `avx2,fma`).
 #[inline(always)]
 unsafe fn transpose8(r: [__m256; 8]) -> [__m256; 8] {
     let t0 = _mm256_unpacklo_ps(r[0], r[1]);
@@ -382,6 +398,11 @@ unsafe fn transpose8(r: [__m256; 8]) -> [__m256; 8] {
 /// `C[0..6, 0..16] (+)= Ap · Bp (+ bias)` over depth `kc`: `ap` is a packed
 /// A panel, `bp` a packed B panel, `bias` (unless null) 16 values added to
 /// each row.
+///
+/// # Safety
+/// `ap` holds `6 * kc` values, `bp` `16 * kc`, `bias` (unless null) 16;
+/// `c` with row stride `c_rs` addresses the whole 6 x 16 output tile in
+/// bounds; the CPU supports AVX2 and FMA.
 #[target_feature(enable = "avx2,fma")]
 unsafe fn kernel_6x16(
     kc: usize,
