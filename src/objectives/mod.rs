@@ -15,7 +15,7 @@ pub mod mle;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::data::{BatchKind, TrainBatch};
+use crate::data::{Batch, BatchKind, TrainBatch};
 
 pub use mle::Mle;
 
@@ -67,6 +67,30 @@ impl ObjectiveConfig {
             Self::Mle {} => Box::new(Mle),
         }
     }
+}
+
+/// Per row of `b`, the log-probability of its completion: Σ over positions
+/// marked `completion` of `log softmax(z_t)[y_t]`, in f64. The sequence
+/// scores of preference objectives (DPO's policy and frozen-reference
+/// terms; SimPO divides by the completion length).
+///
+/// # Shapes
+/// `logits`: `(batch·seq, vocab)`; returns `batch` values.
+pub fn sequence_logprobs(logits: &[f32], b: &Batch) -> Result<Vec<f64>, ObjectiveError> {
+    let v = vocab_of(logits, b.targets.len())?;
+    if let Some(&target) = b.targets.iter().find(|&&y| y >= v) {
+        return Err(ObjectiveError::Target { target, vocab: v });
+    }
+    let mut out = vec![0.0f64; b.batch];
+    for (at, z) in logits.chunks_exact(v).enumerate() {
+        if !b.completion[at] {
+            continue;
+        }
+        let max = z.iter().cloned().fold(f32::NEG_INFINITY, f32::max) as f64;
+        let lse = max + z.iter().map(|&x| (x as f64 - max).exp()).sum::<f64>().ln();
+        out[at / b.seq] += z[b.targets[at]] as f64 - lse;
+    }
+    Ok(out)
 }
 
 /// The vocabulary size implied by `logits` for `rows` positions.

@@ -4,7 +4,7 @@
 
 use proptest::prelude::*;
 use rewind::data::{Batch, BatchKind, PairBatch, TrainBatch};
-use rewind::objectives::{Mle, Objective, ObjectiveError};
+use rewind::objectives::{sequence_logprobs, Mle, Objective, ObjectiveError};
 
 /// Independent reference: -Σ w_t log softmax(z_t)[y_t] / Σ w_t, in f64.
 fn mle_reference(logits: &[f64], targets: &[usize], weights: &[f64], vocab: usize) -> f64 {
@@ -120,4 +120,38 @@ fn objective_rejects_a_batch_of_the_wrong_kind() {
         ),
         "{err}"
     );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Sequence log-probabilities (preference objectives' scores) equal an
+    /// f64 sum over the completion positions of each row.
+    #[test]
+    fn sequence_logprobs_match_f64_reference((b, s, v, logits, targets, weights) in case()) {
+        let n = b * s;
+        let completion: Vec<bool> = weights.iter().map(|&w| w > 0.5).collect();
+        let batch = Batch {
+            batch: b,
+            seq: s,
+            ids: vec![0; n],
+            targets: targets.clone(),
+            weights: weights.clone(),
+            completion: completion.clone(),
+            positions: vec![0; n],
+            mask: vec![0.0; n * s],
+        };
+        let got = sequence_logprobs(&logits, &batch).unwrap();
+        for r in 0..b {
+            let mut want = 0.0f64;
+            for t in r * s..(r + 1) * s {
+                if completion[t] {
+                    let z: Vec<f64> = logits[t * v..(t + 1) * v].iter().map(|&x| x as f64).collect();
+                    let lse = z.iter().map(|x| x.exp()).sum::<f64>().ln();
+                    want += z[targets[t]] - lse;
+                }
+            }
+            prop_assert!((got[r] - want).abs() <= 1e-9 * (1.0 + want.abs()), "row {r}: {} vs {want}", got[r]);
+        }
+    }
 }
