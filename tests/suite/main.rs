@@ -12,6 +12,7 @@ mod fused;
 mod grad_check;
 mod model;
 mod objectives;
+mod optim;
 mod plot;
 mod plot_sweep;
 mod reference_model;
