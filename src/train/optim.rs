@@ -207,14 +207,34 @@ pub fn clip_grad_norm<D: Device<f32>>(grads: &mut [Tensor2<D>], max_norm: f64) -
     norm
 }
 
-/// Learning rate at `step` (0-based): linear warmup from 0 over
-/// `warmup` steps, then cosine decay from `lr` to `min_lr` at `total`.
+/// Learning rate at `step` of a stage of `total` steps (`0..total`).
+///
+/// - Warmup, steps `0..warmup`: linear rise `lr · (step + 1) / (warmup + 1)`,
+///   so step 0 is already above 0 and step `warmup - 1` just below `lr`.
+/// - Step `warmup` is the single peak, exactly `lr` (with `warmup = 0`,
+///   step 0).
+/// - Then cosine decay from `lr` to `min_lr`, reached exactly on the last
+///   step `total - 1`: `min_lr + ½(lr − min_lr)(1 + cos(π·progress))` with
+///   `progress = (step − warmup) / (total − 1 − warmup)`.
+/// - Steps past the end (`step >= total`) stay at `min_lr`. If
+///   `warmup >= total - 1` there is no decay phase: the stage ends during
+///   warmup or on the peak.
 pub fn lr_at(step: u64, total: u64, warmup: u64, lr: f64, min_lr: f64) -> f64 {
-    if step < warmup {
-        return lr * (step + 1) as f64 / warmup as f64;
+    if step >= total {
+        return min_lr;
     }
-    let span = total.saturating_sub(warmup).max(1);
-    let progress = ((step - warmup) as f64 / span as f64).min(1.0);
+    if step < warmup {
+        return lr * (step + 1) as f64 / (warmup + 1) as f64;
+    }
+    if step == warmup {
+        return lr;
+    }
+    // here warmup < step <= total - 1, so the decay span is at least 1
+    let last = total - 1;
+    if step == last {
+        return min_lr;
+    }
+    let progress = (step - warmup) as f64 / (last - warmup) as f64;
     min_lr + 0.5 * (lr - min_lr) * (1.0 + (std::f64::consts::PI * progress).cos())
 }
 
@@ -222,14 +242,78 @@ pub fn lr_at(step: u64, total: u64, warmup: u64, lr: f64, min_lr: f64) -> f64 {
 mod tests {
     use super::*;
 
+    /// Exact values at the phase boundaries: warmup `lr·(step+1)/(warmup+1)`,
+    /// the single peak `lr` at step `warmup`, `min_lr` exactly at the last
+    /// step `total - 1` and after it, the cosine midpoint halfway through
+    /// the decay.
     #[test]
-    fn schedule_warms_up_then_decays_to_min() {
-        assert!((lr_at(0, 100, 10, 1.0, 0.1) - 0.1).abs() < 1e-12);
-        assert!((lr_at(9, 100, 10, 1.0, 0.1) - 1.0).abs() < 1e-12);
-        assert!((lr_at(10, 100, 10, 1.0, 0.1) - 1.0).abs() < 1e-12);
-        assert!((lr_at(100, 100, 10, 1.0, 0.1) - 0.1).abs() < 1e-12);
-        let mid = lr_at(55, 100, 10, 1.0, 0.1);
-        assert!((mid - 0.55).abs() < 1e-9, "{mid}");
+    fn schedule_peaks_once_at_warmup_and_ends_exactly_at_min_lr() {
+        let (total, warmup, lr, min_lr) = (101, 10, 1.0, 0.1);
+        let at = |step| lr_at(step, total, warmup, lr, min_lr);
+        assert_eq!(at(0), 1.0 / 11.0);
+        assert_eq!(at(9), 10.0 / 11.0);
+        assert_eq!(at(10), 1.0);
+        assert_eq!(at(100), 0.1);
+        assert_eq!(at(101), 0.1);
+        assert_eq!(at(10_000), 0.1);
+        // halfway through the decay (progress 45/90)
+        let mid = at(55);
+        assert!((mid - 0.55).abs() < 1e-12, "{mid}");
+        // one step from each end of the decay phase
+        let pi = std::f64::consts::PI;
+        let first = 0.1 + 0.45 * (1.0 + (pi / 90.0).cos());
+        assert!((at(11) - first).abs() < 1e-15, "{}", at(11));
+        let second_last = 0.1 + 0.45 * (1.0 + (pi * 89.0 / 90.0).cos());
+        assert!((at(99) - second_last).abs() < 1e-15, "{}", at(99));
+    }
+
+    /// Strictly rising through warmup up to the one peak, then strictly
+    /// falling to the end: the maximum is reached on exactly one step.
+    #[test]
+    fn schedule_rises_then_falls_with_a_single_peak() {
+        for (total, warmup) in [(101u64, 10u64), (20, 1), (7, 5), (50, 0), (3, 1)] {
+            let lrs: Vec<f64> = (0..total)
+                .map(|s| lr_at(s, total, warmup, 3e-3, 1e-4))
+                .collect();
+            let peak = warmup as usize;
+            for s in 0..peak {
+                assert!(
+                    lrs[s] < lrs[s + 1],
+                    "{total}/{warmup}: rise at {s}: {lrs:?}"
+                );
+            }
+            for s in peak..lrs.len() - 1 {
+                assert!(
+                    lrs[s] > lrs[s + 1],
+                    "{total}/{warmup}: fall at {s}: {lrs:?}"
+                );
+            }
+            assert_eq!(lrs[peak], 3e-3);
+            assert_eq!(lrs[lrs.len() - 1], 1e-4);
+            assert_eq!(lrs.iter().filter(|&&x| x == 3e-3).count(), 1);
+        }
+    }
+
+    /// Without warmup, step 0 is the peak; degenerate stages (warmup at or
+    /// past the last step, one-step stages, no steps) stay finite and
+    /// within [0, lr], and steps past the end are `min_lr`.
+    #[test]
+    fn schedule_edge_cases() {
+        assert_eq!(lr_at(0, 100, 0, 2.0, 0.5), 2.0);
+        assert_eq!(lr_at(99, 100, 0, 2.0, 0.5), 0.5);
+        // one step, no warmup: that step is the peak
+        assert_eq!(lr_at(0, 1, 0, 2.0, 0.5), 2.0);
+        // warmup = total - 1: warmup then the peak on the last step
+        assert_eq!(lr_at(3, 5, 4, 2.0, 0.5), 2.0 * 4.0 / 5.0);
+        assert_eq!(lr_at(4, 5, 4, 2.0, 0.5), 2.0);
+        // warmup = total: the stage ends during warmup
+        assert_eq!(lr_at(4, 5, 5, 2.0, 0.5), 2.0 * 5.0 / 6.0);
+        // past the end, whatever the warmup
+        for warmup in [0, 3, 5, 9] {
+            assert_eq!(lr_at(5, 5, warmup, 2.0, 0.5), 0.5);
+            assert_eq!(lr_at(7, 5, warmup, 2.0, 0.5), 0.5);
+        }
+        assert_eq!(lr_at(0, 0, 0, 2.0, 0.5), 0.5);
     }
 
     #[test]
