@@ -16,9 +16,9 @@ use dfdx::prelude::*;
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use rand_distr::{Distribution, Normal};
 
-use rewind::data::{Batch, Example, MASKED};
-use rewind::experiment::config::ObjectiveConfig;
+use rewind::data::{Batch, Example, TrainBatch, MASKED};
 use rewind::model::{Dropout, ModelConfig, PositionKind, Transformer};
+use rewind::objectives::Mle;
 
 use crate::reference_model::{reference_loss, Param, RefBatch};
 
@@ -92,16 +92,13 @@ fn named_params(model: &Transformer<Cpu>) -> Vec<(String, usize, usize, Vec<f32>
 /// The fused CPU path's MLE loss of `batch` and every parameter's gradient,
 /// in [`named_params`] order.
 fn fused_gradients(model: &Transformer<Cpu>, batch: &Batch) -> (f64, Vec<Vec<f32>>) {
-    let dev: Cpu = Default::default();
-    let (loss, grads) = rewind::train::gradients(
+    rewind::train::gradients(
         model,
-        &dev,
-        batch,
-        &ObjectiveConfig::Mle {},
+        &TrainBatch::Tokens(batch.clone()),
+        &Mle,
         &mut Dropout::off(),
     )
-    .unwrap();
-    (loss, grads.iter().map(|g| g.as_vec()).collect())
+    .unwrap()
 }
 
 // -------------------------------------------------------------- helpers
@@ -192,6 +189,7 @@ fn grad_batch(spec: &Spec, seed: u64) -> Batch {
         ids: (0..b * s).map(|_| rng.gen_range(0..spec.vocab)).collect(),
         targets: (0..b * s).map(|_| rng.gen_range(0..spec.vocab)).collect(),
         weights: vec![0.0, 0.0, 1.0, 0.5, 1.0, 2.0, 0.0, 1.0, 1.0, 0.0, 1.5, 1.0],
+        completion: vec![true; b * s],
         positions,
         mask,
     }

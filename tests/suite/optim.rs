@@ -87,7 +87,7 @@ impl CrateAdamW {
             1.0
         };
         self.opt
-            .update_host(self.params.iter_mut().collect(), grads.to_vec(), scale, lr);
+            .update_host(self.params.iter_mut().collect(), grads, scale, lr);
     }
 
     /// Parameters, first moments, second moments.
