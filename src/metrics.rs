@@ -14,15 +14,23 @@
 //! Rows are appended and flushed as they are measured. On resume the file
 //! is cut back to the checkpoint's step, so a resumed run's log equals an
 //! uninterrupted one.
+//!
+//! This module is the one reader of metrics.csv ([`read`], with the `csv`
+//! crate; the plots use it too). It is a leaf: it uses nothing else in the
+//! crate, so anything may depend on it without import cycles.
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
 pub const HEADER: &str = "stage,step,split,metric,value,elapsed_s";
+
+/// Columns [`read`] requires. `elapsed_s` may be missing (it reads as 0), so
+/// hand-written files still load and plot.
+const REQUIRED_COLUMNS: [&str; 5] = ["stage", "step", "split", "metric", "value"];
 
 /// One row of metrics.csv.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -32,6 +40,7 @@ pub struct Row {
     pub split: String,
     pub metric: String,
     pub value: f64,
+    #[serde(default)]
     pub elapsed_s: f64,
 }
 
@@ -46,20 +55,11 @@ impl MetricsLog {
     /// fresh run, the file is truncated). Rows after that step, written
     /// after the last checkpoint by an interrupted session, are dropped.
     pub fn open(path: &Path, keep_through_step: Option<u64>) -> Result<Self> {
-        let mut kept = vec![HEADER.to_string()];
+        let mut text = format!("{HEADER}\n");
         if let (Some(limit), true) = (keep_through_step, path.exists()) {
-            let f = File::open(path).with_context(|| format!("reading {}", path.display()))?;
-            for line in BufReader::new(f).lines().skip(1) {
-                let line = line?;
-                let step = line.split(',').nth(1).and_then(|s| s.parse::<u64>().ok());
-                if matches!(step, Some(s) if s <= limit) {
-                    kept.push(line);
-                }
-            }
+            text.push_str(&rows_through(path, limit)?);
         }
-        let mut text = kept.join("\n");
-        text.push('\n');
-        crate::train::checkpoint::write_atomic(path, text.as_bytes())?;
+        write_atomic(path, text.as_bytes())?;
         let file = OpenOptions::new()
             .append(true)
             .open(path)
@@ -83,12 +83,193 @@ impl MetricsLog {
     }
 }
 
-/// Reads every row of a metrics.csv.
+/// The data rows of the metrics.csv at `path` measured at or before step
+/// `limit`, as CSV text (the same text as in the file, for rows [`MetricsLog`]
+/// wrote). A row cut short, by a session killed while writing it, is dropped.
+fn rows_through(path: &Path, limit: u64) -> Result<String> {
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_path(path)
+        .with_context(|| format!("reading {}", path.display()))?;
+    let header = reader.headers().map_err(|e| csv_error(path, e))?.clone();
+    let step_col = header.iter().position(|h| h == "step").unwrap_or(1);
+    let mut out = csv::Writer::from_writer(Vec::new());
+    for record in reader.records() {
+        let record = record.map_err(|e| csv_error(path, e))?;
+        let step = record.get(step_col).and_then(|s| s.parse::<u64>().ok());
+        if record.len() == header.len() && matches!(step, Some(s) if s <= limit) {
+            out.write_record(&record)?;
+        }
+    }
+    let bytes = out.into_inner().map_err(|e| anyhow!("{e}"))?;
+    Ok(String::from_utf8(bytes)?)
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file in the same
+/// directory, fsync, then rename, so a kill never leaves a torn file.
+// The same as `train::checkpoint::write_atomic`, repeated to keep this
+// module a leaf.
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let tmp = dir.join(format!(
+        ".{}.tmp",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("file")
+    ));
+    {
+        let mut f = File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+        f.write_all(bytes)
+            .with_context(|| format!("writing {}", tmp.display()))?;
+        f.sync_all().ok();
+    }
+    std::fs::rename(&tmp, path)
+        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
+}
+
+/// Reads every row of a metrics.csv (columns by name, in any order; fields
+/// trimmed). A header-only file gives no rows. Errors name the file and the
+/// line: a missing file, an empty file, a header without one of the
+/// columns, a row with the wrong number of fields or a value that does not
+/// parse.
 pub fn read(path: &Path) -> Result<Vec<Row>> {
-    let mut rdr =
-        csv::Reader::from_path(path).with_context(|| format!("reading {}", path.display()))?;
-    rdr.deserialize()
-        .enumerate()
-        .map(|(i, r)| r.with_context(|| format!("{}: bad row {}", path.display(), i + 2)))
+    let file = path.display();
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_path(path)
+        .with_context(|| format!("opening metrics file {file}"))?;
+    let header = reader.headers().map_err(|e| csv_error(path, e))?.clone();
+    if header.iter().all(|h| h.is_empty()) {
+        bail!("{file}: line 1: empty metrics file (expected header {HEADER})");
+    }
+    for col in REQUIRED_COLUMNS {
+        if !header.iter().any(|h| h == col) {
+            bail!("{file}: line 1: header lacks column `{col}` (expected {HEADER})");
+        }
+    }
+    reader
+        .deserialize::<Row>()
+        .map(|row| row.map_err(|e| csv_error(path, e)))
         .collect()
+}
+
+/// A csv error as `<file>: line <n>: malformed metrics row: <what>`.
+fn csv_error(path: &Path, e: csv::Error) -> anyhow::Error {
+    let line = e.position().map(|p| p.line());
+    let kind = match e.kind() {
+        csv::ErrorKind::Deserialize { err, .. } => err.to_string(),
+        csv::ErrorKind::UnequalLengths {
+            expected_len, len, ..
+        } => format!("expected {expected_len} fields, found {len}"),
+        _ => e.to_string(),
+    };
+    match line {
+        Some(line) => anyhow!(
+            "{}: line {line}: malformed metrics row: {kind}",
+            path.display()
+        ),
+        None => anyhow!("{}: malformed metrics file: {kind}", path.display()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(stage: &str, step: u64, metric: &str, value: f64) -> Row {
+        Row {
+            stage: stage.into(),
+            step,
+            split: "val".into(),
+            metric: metric.into(),
+            value,
+            elapsed_s: 1.25,
+        }
+    }
+
+    #[test]
+    fn pushed_rows_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("metrics.csv");
+        let rows = [
+            row("pretrain", 0, "loss", 2.5),
+            row("pretrain", 10, "exact_match", 0.125),
+            row("uft", 20, "loss", f64::INFINITY),
+        ];
+        let mut log = MetricsLog::open(&path, None).unwrap();
+        for r in &rows {
+            log.push(r).unwrap();
+        }
+        assert_eq!(read(&path).unwrap(), rows);
+    }
+
+    #[test]
+    fn resume_keeps_rows_through_the_step_verbatim() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("metrics.csv");
+        let kept = format!("{HEADER}\ns,1,train,loss,2.5,0.100\ns,2,val,exact_match,0.5,0.200\n");
+        // step 3 was written after the checkpoint; the last row is cut short.
+        std::fs::write(
+            &path,
+            format!("{kept}s,3,train,loss,1.5,0.300\ns,2,train,lo"),
+        )
+        .unwrap();
+        drop(MetricsLog::open(&path, Some(2)).unwrap());
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), kept);
+        // A fresh run starts over.
+        drop(MetricsLog::open(&path, None).unwrap());
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            format!("{HEADER}\n")
+        );
+    }
+
+    #[test]
+    fn columns_by_name_and_elapsed_optional() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("metrics.csv");
+        std::fs::write(
+            &path,
+            "metric, value,stage,step,split\nloss, 2.0 ,s,5,train\n",
+        )
+        .unwrap();
+        let rows = read(&path).unwrap();
+        assert_eq!(
+            rows,
+            [Row {
+                stage: "s".into(),
+                step: 5,
+                split: "train".into(),
+                metric: "loss".into(),
+                value: 2.0,
+                elapsed_s: 0.0,
+            }]
+        );
+        std::fs::write(&path, format!("{HEADER}\n")).unwrap();
+        assert!(read(&path).unwrap().is_empty());
+    }
+
+    #[test]
+    fn errors_name_file_line_and_problem() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.csv");
+        let cases = [
+            ("", "line 1: empty metrics file"),
+            ("stage,step,split,value\ns,1,train,2.0\n", "line 1: header lacks column `metric`"),
+            (
+                "stage,step,split,metric,value,elapsed_s\ns,1,train,loss,2.0,0.5\ns,2,train,loss,abc,1.0\n",
+                "line 3: malformed metrics row: field 4: invalid float literal",
+            ),
+            (
+                "stage,step,split,metric,value,elapsed_s\ns,1,train,loss,2.0\n",
+                "line 2: malformed metrics row: expected 6 fields, found 5",
+            ),
+        ];
+        for (content, want) in cases {
+            std::fs::write(&path, content).unwrap();
+            let err = format!("{:#}", read(&path).unwrap_err());
+            assert!(err.contains("bad.csv") && err.contains(want), "{err}");
+        }
+        let err = format!("{:#}", read(&dir.path().join("none.csv")).unwrap_err());
+        assert!(err.contains("none.csv"), "{err}");
+    }
 }

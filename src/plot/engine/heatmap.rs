@@ -9,10 +9,9 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::{
-    backend_err, linear_axis, prepare_output, text_w, write_figure, Figure, Scale, LABEL_EM,
-    TICK_EM, TITLE_EM,
-};
+use super::axis::linear_axis;
+use super::render::{backend_err, prepare_output, write_figure, Figure};
+use super::style::{text_w, Scale, LABEL_EM, TICK_EM, TITLE_EM};
 
 /// A table of values drawn as a heatmap by [`heatmap`].
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -60,7 +59,7 @@ pub fn heatmap(h: &Heatmap, out: &Path) -> Result<()> {
 }
 
 /// Viridis (van der Walt & Smith, matplotlib), `t` in [0, 1], from nine stops.
-pub(super) fn viridis(t: f64) -> RGBColor {
+fn viridis(t: f64) -> RGBColor {
     const STOPS: [(u8, u8, u8); 9] = [
         (68, 1, 84),
         (71, 45, 123),

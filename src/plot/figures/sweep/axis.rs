@@ -1,0 +1,137 @@
+//! The `axis_<axis>` figures of a sweep: final exact match against one swept
+//! axis, one line per combination of the other non-seed axes, the mean over
+//! seeds with a min-max band.
+
+use crate::plot::engine::{Band, FigureOptions, LegendPlacement, LinePlot, Series};
+use crate::plot::figures::ACC_RANGE;
+
+use super::summary::{Run, Sweep};
+
+/// Final exact match against axis `a`: one panel per `final:` split with
+/// data, one line per combination of the other non-seed axes (mean over
+/// seeds, min-max band). `None` when there is no final accuracy at all.
+pub(super) fn axis_figure(sweep: &Sweep, a: usize) -> Option<(Vec<LinePlot>, FigureOptions)> {
+    let axis = &sweep.axes[a];
+    let splits: Vec<usize> = (0..sweep.finals.len())
+        .filter(|&s| {
+            sweep
+                .runs
+                .iter()
+                .any(|r| r.finals[s].is_some_and(f64::is_finite))
+        })
+        .collect();
+    if splits.is_empty() {
+        return None;
+    }
+    let others: Vec<usize> = (0..sweep.axes.len())
+        .filter(|&b| b != a && !sweep.axes[b].is_seed)
+        .collect();
+    let group_of = |r: &Run| -> String {
+        others
+            .iter()
+            .map(|&b| {
+                let v = &r.axis_values[b];
+                let v = if v.is_empty() { "(none)" } else { v.as_str() };
+                format!("{}={v}", sweep.axes[b].short)
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let mut groups: Vec<String> = Vec::new();
+    for r in &sweep.runs {
+        let g = group_of(r);
+        if !groups.contains(&g) {
+            groups.push(g);
+        }
+    }
+
+    let mut counts: Vec<usize> = Vec::new();
+    let mut plots = Vec::new();
+    for &s in &splits {
+        let mut series = Vec::new();
+        let mut bands = Vec::new();
+        for g in &groups {
+            // x position -> values over seeds
+            let mut cells: Vec<(f64, Vec<f64>)> = Vec::new();
+            for r in sweep.runs.iter().filter(|r| group_of(r) == *g) {
+                let Some(x) = axis.position(&r.axis_values[a]) else {
+                    continue;
+                };
+                let Some(v) = r.finals[s].filter(|v| v.is_finite()) else {
+                    continue;
+                };
+                match cells.iter_mut().find(|c| c.0 == x) {
+                    Some(c) => c.1.push(v),
+                    None => cells.push((x, vec![v])),
+                }
+            }
+            cells.sort_by(|p, q| p.0.total_cmp(&q.0));
+            let name = if g.is_empty() { "all runs" } else { g.as_str() };
+            let mean = |vs: &[f64]| vs.iter().sum::<f64>() / vs.len() as f64;
+            series.push(Series::new(
+                name,
+                cells.iter().map(|(x, vs)| (*x, mean(vs))).collect(),
+            ));
+            if cells.iter().any(|c| c.1.len() > 1) {
+                bands.push(Band {
+                    name: name.to_string(),
+                    points: cells
+                        .iter()
+                        .map(|(x, vs)| {
+                            let lo = vs.iter().copied().fold(f64::INFINITY, f64::min);
+                            let hi = vs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                            (*x, lo, hi)
+                        })
+                        .collect(),
+                });
+            }
+            counts.extend(cells.iter().map(|c| c.1.len()));
+        }
+        plots.push(LinePlot {
+            title: format!("Final exact match ({})", sweep.finals[s]),
+            x_label: axis.path.clone(),
+            y_label: "exact match".into(),
+            series,
+            bands,
+            y_range: Some(ACC_RANGE),
+            ..Default::default()
+        });
+    }
+
+    // Numbers: ticks at the swept values, unless there are many.
+    let x_ticks = match axis.numeric {
+        Some(_) if axis.values.len() <= 10 => axis
+            .values
+            .iter()
+            .filter_map(|v| Some((v.parse::<f64>().ok()?, v.clone())))
+            .collect(),
+        _ => Vec::new(),
+    };
+    let mut opts = FigureOptions {
+        x_scale: axis.x_scale(),
+        x_ticks,
+        legend: LegendPlacement::Right,
+        ..Default::default()
+    };
+    let (lo, hi) = (
+        counts.iter().copied().min().unwrap_or(1),
+        counts.iter().copied().max().unwrap_or(1),
+    );
+    if hi > 1 {
+        let over = if sweep.axes.iter().any(|a| a.is_seed) {
+            "seeds"
+        } else {
+            "runs"
+        };
+        let n = if lo == hi {
+            format!("n={hi}")
+        } else {
+            format!("n={lo}–{hi}")
+        };
+        opts.legend_notes = vec![
+            format!("line: mean over {over} ({n})"),
+            format!("band: min–max over {over}"),
+        ];
+    }
+    Some((plots, opts))
+}

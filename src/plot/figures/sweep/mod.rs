@@ -1,0 +1,90 @@
+//! The figures of a sweep of runs ([`plot_sweep`]), read from the sweep's
+//! `summary.csv` (one row per run; parsed in `summary`) and each run's
+//! `metrics.csv`: learning curves (`curves`), final accuracy against each
+//! swept axis with a band over seeds (`axis`), and the forgetting heatmap
+//! (`forgetting`).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+
+use crate::plot::engine::{heatmap, panels_with};
+
+mod axis;
+mod curves;
+mod forgetting;
+mod summary;
+
+use axis::axis_figure;
+use curves::curves;
+use forgetting::forgetting;
+use summary::read_summary;
+
+/// Reads `results_dir/summary.csv` (one row per run) and each run's
+/// `results_dir/<run_id>/metrics.csv`; writes PNG and SVG figures into
+/// `results_dir/plots/` and returns the written paths:
+///
+/// - `curves`: train loss (EMA-smoothed, log y) and validation exact match
+///   against step, one line per run (more than 8 runs are coloured by
+///   configuration or by the first non-seed axis, as the legend says);
+/// - `axis_<axis>` for each swept axis other than the seed: final exact match
+///   against the axis's value, one panel per `final:<split>` column, one line
+///   per combination of the other non-seed axes, the mean over seeds with a
+///   min-max band (log x for positive numbers spanning 10x or more,
+///   categories for strings and booleans);
+/// - `forgetting`: a heatmap of the exact match after each stage
+///   (`after:<stage>:<split>` columns; the `final:` columns if there are
+///   none), one row per run, runs of one configuration together.
+///
+/// Runs without a readable `metrics.csv` are left out of `curves` (with a
+/// warning on stderr). A missing or malformed `summary.csv` is an error naming
+/// the file (and line).
+pub fn plot_sweep(results_dir: &Path) -> Result<Vec<PathBuf>> {
+    let sweep = read_summary(&results_dir.join("summary.csv"))?;
+    let out_dir = results_dir.join("plots");
+    let mut written = Vec::new();
+    let mut write_both = |stem: &str, draw: &dyn Fn(&Path) -> Result<()>| -> Result<()> {
+        for ext in ["png", "svg"] {
+            let out = out_dir.join(format!("{stem}.{ext}"));
+            draw(&out)?;
+            written.push(out);
+        }
+        Ok(())
+    };
+
+    let (curves, opts) = curves(&sweep, results_dir);
+    write_both("curves", &|out| panels_with(&curves, &opts, out))?;
+
+    let mut stems: Vec<String> = Vec::new();
+    for (a, axis) in sweep.axes.iter().enumerate() {
+        if axis.is_seed {
+            continue;
+        }
+        let Some((plots, opts)) = axis_figure(&sweep, a) else {
+            continue;
+        };
+        let mut stem = format!("axis_{}", sanitise(&axis.path));
+        if stems.contains(&stem) {
+            stem = format!("{stem}_{a}");
+        }
+        stems.push(stem.clone());
+        write_both(&stem, &|out| panels_with(&plots, &opts, out))?;
+    }
+
+    let table = forgetting(&sweep);
+    write_both("forgetting", &|out| heatmap(&table, out))?;
+    Ok(written)
+}
+
+/// File-name-safe form of an axis path: `stages.0.lr` -> `stages_0_lr`.
+fn sanitise(path: &str) -> String {
+    path.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
