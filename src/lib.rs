@@ -8,6 +8,7 @@
 //! checkpoints) inside [`experiment::run`] (stages, resume) -> [`eval`]
 //! (decoders and graders) -> `metrics.csv` + [`plot`].
 
+pub mod atomic;
 pub mod cli;
 pub mod data;
 pub mod eval;

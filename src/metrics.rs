@@ -59,7 +59,7 @@ impl MetricsLog {
         if let (Some(limit), true) = (keep_through_step, path.exists()) {
             text.push_str(&rows_through(path, limit)?);
         }
-        write_atomic(path, text.as_bytes())?;
+        crate::atomic::write_atomic(path, text.as_bytes())?;
         let file = OpenOptions::new()
             .append(true)
             .open(path)
@@ -103,27 +103,6 @@ fn rows_through(path: &Path, limit: u64) -> Result<String> {
     }
     let bytes = out.into_inner().map_err(|e| anyhow!("{e}"))?;
     Ok(String::from_utf8(bytes)?)
-}
-
-/// Writes `bytes` to `path` atomically: a temporary file in the same
-/// directory, fsync, then rename, so a kill never leaves a torn file.
-// The same as `train::checkpoint::write_atomic`, repeated to keep this
-// module a leaf.
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("file")
-    ));
-    {
-        let mut f = File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-        f.write_all(bytes)
-            .with_context(|| format!("writing {}", tmp.display()))?;
-        f.sync_all().ok();
-    }
-    std::fs::rename(&tmp, path)
-        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
 }
 
 /// Reads every row of a metrics.csv (columns by name, in any order; fields

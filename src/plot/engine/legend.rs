@@ -8,23 +8,11 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::clip::P;
+use super::legend_row::LegendRow;
 use super::prepare::Prepared;
 use super::render::backend_err;
 use super::style::{text_w, Scale, LEGEND_BORDER, LEGEND_EM, NOTE};
 use super::types::FigureOptions;
-
-/// One line of a legend.
-#[derive(Clone)]
-pub(super) enum LegendRow {
-    Title(String),
-    Entry {
-        name: String,
-        color: RGBColor,
-        markers: bool,
-        band: bool,
-    },
-    Note(String),
-}
 
 // Legend geometry, in output pixels.
 const LEGEND_PAD: f64 = 9.0;

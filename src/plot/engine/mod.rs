@@ -29,6 +29,7 @@ mod axis;
 mod clip;
 mod heatmap;
 mod legend;
+mod legend_row;
 mod panel;
 mod prepare;
 mod render;

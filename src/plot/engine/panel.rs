@@ -11,9 +11,10 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::axis::TickedCoord;
 use super::legend::{
-    draw_legend, draw_legend_box, legend_rows, legend_size, LegendRow, INSIDE_LEGEND_ROWS,
-    LEGEND_ROW, LEGEND_VPAD, RIGHT_LEGEND_TOP,
+    draw_legend, draw_legend_box, legend_rows, legend_size, INSIDE_LEGEND_ROWS, LEGEND_ROW,
+    LEGEND_VPAD, RIGHT_LEGEND_TOP,
 };
+use super::legend_row::LegendRow;
 use super::prepare::{color_map, prepare, Prepared};
 use super::render::{backend_err, prepare_output, write_figure, Figure};
 use super::style::{Scale, GRID, GRID_MINOR, LABEL_EM, TICK_EM, TITLE_EM};

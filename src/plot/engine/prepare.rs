@@ -12,7 +12,7 @@ use plotters::style::RGBColor;
 
 use super::axis::{categorical_axis, fit_range, linear_axis, log_axis, min_max, ticks_fit, Axis};
 use super::clip::{clip_polygon, clip_polyline, Rect, P};
-use super::legend::LegendRow;
+use super::legend_row::LegendRow;
 use super::style::PALETTE;
 use super::types::{FigureOptions, LinePlot, XScale};
 
