@@ -8,6 +8,7 @@ mod cache;
 mod config;
 mod countdown;
 mod countdown_build;
+mod countdown_task;
 mod fused;
 mod model;
 mod objectives;

@@ -83,15 +83,24 @@
 //! reproducible from the seed.
 
 //!
+//! # Experiment kinds ([`task`])
+//! `kind = "countdown"` and `kind = "game24"` make the puzzles a
+//! [`crate::tasks::Task`] for training runs: fresh training problems with
+//! the successful path of a search strategy as the completion, fixed `val`
+//! and `test` splits with the solver's path as reference, and the verifier
+//! as grader. Example configs: `experiments/countdown.toml`,
+//! `experiments/countdown_game24.toml`.
+//!
 //! # Modules
 //! Dependencies point down only (no cycles); [`rules`] is at the bottom:
 //! ```text
 //! cli     -> dataset, config, puzzle, solver
+//! task    -> config, path, puzzle, search, solver   (+ crate::tasks::registry::from_value)
 //! dataset -> config, path, puzzle, search, solver
 //! config  -> puzzle, search
 //! path    -> expr
 //! puzzle  -> solver -> expr
-//! config, dataset, expr, path, puzzle, search, solver -> rules
+//! config, dataset, expr, path, puzzle, search, solver, task -> rules
 //! ```
 
 pub mod cli;
@@ -103,6 +112,7 @@ pub mod puzzle;
 pub mod rules;
 pub mod search;
 pub mod solver;
+pub mod task;
 
 pub use cli::{data_command, load_config, solve_command};
 pub use config::{ConfigError, CountdownDataConfig};
@@ -112,3 +122,4 @@ pub use puzzle::{Instance, Split};
 pub use rules::{Game, Illegal, Move, Op, Ratio, Value};
 pub use search::{Heuristic, Strategy, StrategyMix, Trace};
 pub use solver::{solve, solve_countdown, solve_rational, Solution};
+pub use task::{CountdownTask, CountdownTaskConfig, Game24TaskConfig, TrainStrategy};
