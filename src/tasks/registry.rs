@@ -6,6 +6,10 @@
 //! is one file implementing it plus one line in [`KINDS`].
 
 use super::arithmetic::{ArithmeticConfig, ArithmeticTask};
+use super::countdown::task::{
+    build_countdown, build_game24, resolve_countdown_data, resolve_game24_data,
+    CountdownTaskConfig, Game24TaskConfig,
+};
 use super::Task;
 use anyhow::{bail, Context, Result};
 
@@ -26,15 +30,33 @@ pub struct Kind {
 }
 
 /// Every experiment kind. Add a line here for a new kind.
-pub const KINDS: &[Kind] = &[Kind {
-    name: "arithmetic",
-    description:
-        "add/sub in base b (SequenceMatch's arithmetic task); exact match on val/test/long splits",
-    splits: &["val", "test", "long"],
-    resolve_data: resolve_arithmetic,
-    build: build_arithmetic,
-    data_schema: || schemars::schema_for!(ArithmeticConfig),
-}];
+pub const KINDS: &[Kind] = &[
+    Kind {
+        name: "arithmetic",
+        description:
+            "add/sub in base b (SequenceMatch's arithmetic task); exact match on val/test/long splits",
+        splits: &["val", "test", "long"],
+        resolve_data: resolve_arithmetic,
+        build: build_arithmetic,
+        data_schema: || schemars::schema_for!(ArithmeticConfig),
+    },
+    Kind {
+        name: "countdown",
+        description: "Countdown (learning-from-failures paper): reach a target from 4 numbers with + - * /, step-by-step paths from symbolic search; held-out test targets, rule-based verifier",
+        splits: &["val", "test"],
+        resolve_data: resolve_countdown_data,
+        build: build_countdown,
+        data_schema: || schemars::schema_for!(CountdownTaskConfig),
+    },
+    Kind {
+        name: "game24",
+        description: "Game of 24: make 24 from 4 numbers in 1..=13 with exact rational + - * /, step-by-step paths; fixed split of the 1362 solvable multisets, rule-based verifier",
+        splits: &["val", "test"],
+        resolve_data: resolve_game24_data,
+        build: build_game24,
+        data_schema: || schemars::schema_for!(Game24TaskConfig),
+    },
+];
 
 /// Looks a kind up by name; the error lists the known kinds.
 pub fn kind(name: &str) -> Result<&'static Kind> {

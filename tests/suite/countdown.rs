@@ -12,7 +12,9 @@ use rand::{Rng, SeedableRng};
 
 use rewind::tasks::countdown::config::CountdownDataConfig;
 use rewind::tasks::countdown::dataset::{PathRecord, ProblemRecord};
-use rewind::tasks::countdown::path::{encode_example, prompt, render_completion, verify};
+use rewind::tasks::countdown::path::{
+    encode_example, prompt, render_completion, verify, Rejection,
+};
 use rewind::tasks::countdown::puzzle::{
     game24_multisets, game24_split, sample_solvable, CountdownSpec, Game, GAME24_SOLVABLE_COUNT,
 };
@@ -373,6 +375,115 @@ fn verifier_accepts_every_success_and_rejects_every_failure() {
         }
     }
     assert!(pos > 1000 && neg > 1000, "{pos} successes, {neg} failures");
+}
+
+/// The `Answer:` line must be the expression the steps build, legal under
+/// the game's rules, not just any expression with the right value.
+#[test]
+fn verifier_rejects_an_answer_that_does_not_follow_from_the_steps() {
+    let steps = "Input: 2 3 6\nTarget: 4\nSteps:\n6 / 3 = 2 (left: 2 2)\n2 * 2 = 4 (left: 4)\n";
+    let with = |answer: &str| format!("{steps}Answer: {answer}\n");
+    for game in [Game::Countdown, Game::Game24] {
+        // The steps' own tree, as written and with * operands swapped.
+        assert_eq!(verify(&with("2 * (6 / 3) = 4"), game), Ok(()));
+        assert_eq!(verify(&with("(6 / 3) * 2 = 4"), game), Ok(()));
+        assert_eq!(verify(&with("6/3*2 = 4"), game), Ok(()));
+        // Right value and numbers, but not the steps' expression.
+        let e = verify(&with("2 / 3 * 6 = 4"), game).unwrap_err();
+        match game {
+            // 2 / 3 is not a Countdown division, whatever the steps say.
+            Game::Countdown => {
+                assert!(matches!(e, Rejection::AnswerIllegal { .. }), "{e:?}");
+                assert!(
+                    e.to_string().contains("2 / 3 is not an exact division"),
+                    "{e}"
+                );
+            }
+            Game::Game24 => {
+                assert!(matches!(e, Rejection::AnswerNotFromSteps { .. }), "{e:?}");
+                assert!(e.to_string().contains("2 * (6 / 3)"), "{e}");
+            }
+        }
+        // Division operands may not be swapped, and the printed value must be the value.
+        let e = verify(&with("2 * (3 / 6) = 4"), game).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Rejection::AnswerIllegal { .. } | Rejection::AnswerValue { .. }
+            ),
+            "{e:?}"
+        );
+        let e = verify(&with("2 * (6 / 3) = 5"), game).unwrap_err();
+        assert!(matches!(e, Rejection::AnswerValue { .. }), "{e:?}");
+        let e = verify(&with("2 + 2 = 4"), game).unwrap_err();
+        assert!(matches!(e, Rejection::AnswerNumbers { .. }), "{e:?}");
+    }
+    // Same numbers and value, other tree: 1 + (2 + 3) is not (1 + 2) + 3
+    // (commutativity is allowed, associativity is not).
+    let t = "Input: 1 2 3\nTarget: 6\nSteps:\n1 + 2 = 3 (left: 3 3)\n3 + 3 = 6 (left: 6)\n";
+    assert_eq!(
+        verify(&format!("{t}Answer: 3 + (2 + 1) = 6\n"), Game::Countdown),
+        Ok(())
+    );
+    let e = verify(&format!("{t}Answer: 1 + (2 + 3) = 6\n"), Game::Countdown).unwrap_err();
+    assert!(matches!(e, Rejection::AnswerNotFromSteps { .. }), "{e:?}");
+    // (6 / 3) + 2 = 4 is legal and right, but the steps multiplied.
+    for game in [Game::Countdown, Game::Game24] {
+        let e = verify(&with("(6 / 3) + 2 = 4"), game).unwrap_err();
+        assert!(matches!(e, Rejection::AnswerNotFromSteps { .. }), "{e:?}");
+    }
+    // The paper's Game-of-24 example: fractions in the steps and the answer.
+    let g = "Input: 3 3 8 8\nTarget: 24\nSteps:\n8 / 3 = 8/3 (left: 3 8 8/3)\n3 - 8/3 = 1/3 (left: 8 1/3)\n8 / 1/3 = 24 (left: 24)\n";
+    assert_eq!(
+        verify(
+            &format!("{g}Answer: 8 / (3 - (8 / 3)) = 24\n"),
+            Game::Game24
+        ),
+        Ok(())
+    );
+    let e = verify(
+        &format!("{g}Answer: 8 / (3 - (3 / 8)) = 24\n"),
+        Game::Game24,
+    )
+    .unwrap_err();
+    assert!(matches!(e, Rejection::AnswerValue { .. }), "{e:?}");
+}
+
+/// A step's operands come out of the numbers left as a multiset.
+#[test]
+fn verifier_rejects_a_step_using_a_number_not_left() {
+    // `5 + 5` needs two 5s; only one is left.
+    let t = "Input: 5 3 2\nTarget: 10\nSteps:\n5 + 5 = 10 (left: 3 2 10)\n";
+    let e = verify(t, Game::Countdown).unwrap_err();
+    assert!(matches!(e, Rejection::UsedTwice { line: 1, .. }), "{e:?}");
+    assert!(
+        e.to_string()
+            .contains("uses 5 twice, but only one 5 is left [5 3 2]"),
+        "{e}"
+    );
+    // With two 5s it is a legal step.
+    let ok = "Input: 5 5 2\nTarget: 20\nSteps:\n5 + 5 = 10 (left: 2 10)\n2 * 10 = 20 (left: 20)\nAnswer: 2 * (5 + 5) = 20\n";
+    assert_eq!(verify(ok, Game::Countdown), Ok(()));
+    // A number that was never there, or that an earlier step used up.
+    let t = "Input: 5 3 2\nTarget: 10\nSteps:\n7 + 3 = 10 (left: 5 2 10)\n";
+    let e = verify(t, Game::Countdown).unwrap_err();
+    assert!(matches!(e, Rejection::Unavailable { line: 1, .. }), "{e:?}");
+    assert!(
+        e.to_string()
+            .contains("7 is not among the numbers left [5 3 2]"),
+        "{e}"
+    );
+    let t = "Input: 5 3 2\nTarget: 16\nSteps:\n5 + 3 = 8 (left: 2 8)\n8 * 3 = 24 (left: 2 24)\n";
+    let e = verify(t, Game::Game24).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("line 2: 3 is not among the numbers left [2 8]"),
+        "{e}"
+    );
+    // Non-canonical numbers are a format error, not a silent match.
+    let t = "Input: 5 3\nTarget: 8\nSteps:\n05 + 3 = 8 (left: 8)\nAnswer: 5 + 3 = 8\n";
+    let e = verify(t, Game::Countdown).unwrap_err();
+    assert!(e.to_string().contains("not written canonically"), "{e}");
 }
 
 /// A correct path (from the exact solver) for a random solvable instance.

@@ -9,6 +9,7 @@ mod cache;
 mod config;
 mod countdown;
 mod countdown_build;
+mod countdown_task;
 mod fused;
 mod grad_check;
 mod model;

@@ -11,10 +11,7 @@ use super::dataset::build_datasets;
 use super::puzzle::{GAME24_RANGE, GAME24_TARGET};
 use super::solver::{solve_countdown, solve_rational};
 
-/// Most numbers `rewind solve` accepts under the Countdown rule.
-pub const SOLVE_MAX_NUMBERS: usize = 6;
-/// Largest number `rewind solve` accepts under the Countdown rule.
-pub const SOLVE_MAX_VALUE: i64 = 1_000_000_000;
+pub use super::puzzle::{SOLVE_MAX_NUMBERS, SOLVE_MAX_VALUE};
 
 /// `rewind solve NUMBERS... --target T [--game24]`: the one line to print,
 /// an expression with minimal parentheses that uses every number once and

@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use super::puzzle::{CountdownSpec, GAME24_SOLVABLE_COUNT};
+use super::rules::MAX_NUMBERS;
 use super::search::{StrategyMix, StrategySpec};
-use super::solver::MAX_NUMBERS;
 
 /// A configuration value out of range; `key` is its full dotted key.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -210,21 +210,24 @@ impl Default for BaselineSection {
     }
 }
 
-impl CountdownDataConfig {
-    /// Checks every value; the error names the first bad key.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        let c = &self.countdown;
+impl CountdownSection {
+    /// Checks the section; errors name the key as `{prefix}.<key>`
+    /// (`countdown.number_max` here, `data.number_max` for the task kind).
+    /// `seed` places the held-out targets (their number does not depend on it).
+    pub fn validate(&self, prefix: &str, seed: u64) -> Result<(), ConfigError> {
+        let c = self;
+        let key = |k: &str| format!("{prefix}.{k}");
         if !(2..=6).contains(&c.numbers) || c.numbers > MAX_NUMBERS {
-            return Err(err("countdown.numbers", c.numbers, "must be in 2..=6"));
+            return Err(err(&key("numbers"), c.numbers, "must be in 2..=6"));
         }
         if c.number_min < 1 {
-            return Err(err("countdown.number_min", c.number_min, "must be >= 1"));
+            return Err(err(&key("number_min"), c.number_min, "must be >= 1"));
         }
         if c.number_max < c.number_min {
             return Err(err(
-                "countdown.number_max",
+                &key("number_max"),
                 c.number_max,
-                format!("must be >= countdown.number_min ({})", c.number_min),
+                format!("must be >= {prefix}.number_min ({})", c.number_min),
             ));
         }
         let fits = (0..c.numbers)
@@ -232,7 +235,7 @@ impl CountdownDataConfig {
             .is_some();
         if !fits {
             return Err(err(
-                "countdown.number_max",
+                &key("number_max"),
                 c.number_max,
                 format!(
                     "number_max^{} must fit in i64 so that no intermediate value can overflow",
@@ -241,21 +244,21 @@ impl CountdownDataConfig {
             ));
         }
         if c.target_min < 0 {
-            return Err(err("countdown.target_min", c.target_min, "must be >= 0"));
+            return Err(err(&key("target_min"), c.target_min, "must be >= 0"));
         }
         if c.target_max < c.target_min || c.target_max > 1_000_000 {
             return Err(err(
-                "countdown.target_max",
+                &key("target_max"),
                 c.target_max,
                 format!(
-                    "must be in countdown.target_min ({})..=1000000",
+                    "must be in {prefix}.target_min ({})..=1000000",
                     c.target_min
                 ),
             ));
         }
         if !(0.0..1.0).contains(&c.heldout_target_frac) {
             return Err(err(
-                "countdown.heldout_target_frac",
+                &key("heldout_target_frac"),
                 c.heldout_target_frac,
                 "must be in [0, 1)",
             ));
@@ -266,52 +269,66 @@ impl CountdownDataConfig {
             .find(|&&t| !(0..=1_000_000).contains(&t))
         {
             return Err(err(
-                "countdown.heldout_extra_targets",
+                &key("heldout_extra_targets"),
                 t,
                 "each extra target must be in 0..=1000000",
             ));
         }
         if c.train_size > 10_000_000 {
-            return Err(err(
-                "countdown.train_size",
-                c.train_size,
-                "must be <= 10000000",
-            ));
+            return Err(err(&key("train_size"), c.train_size, "must be <= 10000000"));
         }
         if c.max_draws == 0 {
-            return Err(err("countdown.max_draws", c.max_draws, "must be >= 1"));
+            return Err(err(&key("max_draws"), c.max_draws, "must be >= 1"));
         }
         if c.enabled {
             let t = super::puzzle::split_targets(
                 &c.spec(),
                 c.heldout_target_frac,
                 &c.heldout_extra_targets,
-                self.seed,
+                seed,
             );
             if c.test_size > 0 && t.test.is_empty() {
                 return Err(err(
-                    "countdown.heldout_target_frac",
+                &key("heldout_target_frac"),
                     c.heldout_target_frac,
-                    "holds out no target, but test_size > 0: raise it or add countdown.heldout_extra_targets",
+                    format!("holds out no target, but test_size > 0: raise it or add {prefix}.heldout_extra_targets"),
                 ));
             }
             if c.train_size + c.val_size > 0 && t.train.is_empty() {
                 return Err(err(
-                    "countdown.heldout_target_frac",
+                    &key("heldout_target_frac"),
                     c.heldout_target_frac,
-                    "leaves no target for train/val: widen countdown.target_min..target_max",
+                    format!(
+                        "leaves no target for train/val: widen {prefix}.target_min..target_max"
+                    ),
                 ));
             }
         }
-        let g = &self.game24;
+        Ok(())
+    }
+}
+
+impl Game24Section {
+    /// Checks the section; errors name the key as `{prefix}.<key>`.
+    pub fn validate(&self, prefix: &str) -> Result<(), ConfigError> {
+        let g = self;
         let available = GAME24_SOLVABLE_COUNT;
         if g.val_size + g.test_size >= available {
             return Err(err(
-                "game24.test_size",
+                &format!("{prefix}.test_size"),
                 g.test_size,
-                format!("game24.val_size + game24.test_size must be < {available} (the solvable multisets)"),
+                format!("{prefix}.val_size + {prefix}.test_size must be < {available} (the solvable multisets)"),
             ));
         }
+        Ok(())
+    }
+}
+
+impl CountdownDataConfig {
+    /// Checks every value; the error names the first bad key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.countdown.validate("countdown", self.seed)?;
+        self.game24.validate("game24")?;
         let s = &self.search;
         if s.strategies.is_empty() {
             return Err(err(

@@ -14,9 +14,10 @@ use serde::{Deserialize, Serialize};
 
 use super::config::CountdownDataConfig;
 use super::path::{prompt, render_completion, verify_completion};
-use super::puzzle::{derived_rng, game24_split, generate_countdown, Game, Split, GAME24_TARGET};
+use super::puzzle::{derived_rng, game24_split, generate_countdown, Split, GAME24_TARGET};
+use super::rules::{Game, Move, Ratio, Value};
 use super::search::{self, Strategy, StrategyMix, StrategySpec};
-use super::solver::{solve, Move, Ratio, Value};
+use super::solver::solve;
 
 const PATHS_SALT: u64 = 0xDA7A_0001;
 const BASELINE_SALT: u64 = 0xBA5E_0001;

@@ -8,14 +8,18 @@
 //!   format (the paper's `parse_game_input` style).
 //!
 //! [`parse`] reads either style (integers, `+ - * /`, parentheses, spaces;
-//! usual precedence, left associative).
+//! usual precedence, left associative). [`Expr::eval_in`] evaluates under
+//! a game's rules ([`super::rules`]) and [`Expr::canonical`] compares
+//! trees up to the order of the operands of `+` and `*`.
 
 use std::fmt::Write as _;
 
-use super::solver::{Move, Op, Ratio};
+use super::rules::{take_operands, Game, Illegal, Move, Op, Ratio};
 
-/// An arithmetic expression over numbers.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// An arithmetic expression over numbers. The derived order (numbers
+/// before operations, then by operator and operands) only serves
+/// [`Expr::canonical`].
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Expr {
     /// A number (a leaf; input numbers are integers).
     Num(Ratio),
@@ -29,19 +33,18 @@ pub const MAX_PARSE_DEPTH: usize = 64;
 impl Expr {
     /// Replays `moves` on `numbers` and returns the expression of the last
     /// number left. Each move's operands are taken from the current list by
-    /// value (first appearance), the result is appended, as the paper's
-    /// post-processing does. `None` when an operand is not available, a
-    /// stated result is not `lhs op rhs`, or more than one number is left.
+    /// value (first appearance, [`take_operands`]), the result is appended,
+    /// as the paper's post-processing does. `None` when an operand is not
+    /// available, a stated result is not `lhs op rhs` (in exact rational
+    /// arithmetic: the game's legality is the caller's check), or more than
+    /// one number is left.
     pub fn from_moves(numbers: &[Ratio], moves: &[Move<Ratio>]) -> Option<Expr> {
         let mut items: Vec<(Ratio, Expr)> = numbers.iter().map(|&n| (n, Expr::Num(n))).collect();
         for m in moves {
             if m.op.apply(m.lhs, m.rhs) != Some(m.result) {
                 return None;
             }
-            let i = items.iter().position(|(v, _)| *v == m.lhs)?;
-            let (_, l) = items.remove(i);
-            let j = items.iter().position(|(v, _)| *v == m.rhs)?;
-            let (_, r) = items.remove(j);
+            let ((_, l), (_, r)) = take_operands(&mut items, |(v, _)| *v, m.lhs, m.rhs).ok()?;
             items.push((m.result, Expr::Bin(m.op, Box::new(l), Box::new(r))));
         }
         (items.len() == 1).then(|| items.pop().unwrap().1)
@@ -56,18 +59,41 @@ impl Expr {
         }
     }
 
-    /// Value under the Countdown rule: every intermediate must be a
-    /// non-negative integer, `a - b` needs `a >= b`, `a / b` needs `b != 0`
-    /// and `b` dividing `a`. The error says which operation broke the rule.
-    pub fn eval_countdown(&self) -> Result<i64, String> {
+    /// Value under `game`'s rules ([`Game::apply`] at every operation, so
+    /// under Countdown every intermediate must be a non-negative integer,
+    /// `a - b` needs `a >= b` and `a / b` an exact division). The error
+    /// names the first operation, in evaluation order, that breaks them.
+    pub fn eval_in(&self, game: Game) -> Result<Ratio, Illegal> {
         match self {
-            Expr::Num(n) => match n.to_integer() {
-                Some(v) if v >= 0 => Ok(v),
-                _ => Err(format!("{n} is not a non-negative integer")),
+            Expr::Num(n) => match game {
+                Game::Countdown if !(n.is_integer() && *n >= Ratio::int(0)) => {
+                    Err(Illegal::NotNatural(*n))
+                }
+                _ => Ok(*n),
             },
+            Expr::Bin(op, l, r) => game.apply(*op, l.eval_in(game)?, r.eval_in(game)?),
+        }
+    }
+
+    /// [`Expr::eval_in`] under the Countdown rules, as an integer.
+    pub fn eval_countdown(&self) -> Result<i64, Illegal> {
+        self.eval_in(Game::Countdown)
+            .map(|v| v.to_integer().expect("Countdown values are integers"))
+    }
+
+    /// The same tree with the operands of every `+` and `*` in a fixed
+    /// order, so that two trees are equal up to commutativity iff their
+    /// canonical forms are equal (`(5 + 25) * 2` and `2 * (25 + 5)`; not
+    /// associativity: `(1 + 2) + 3` and `1 + (2 + 3)` stay different).
+    pub fn canonical(&self) -> Expr {
+        match self {
+            Expr::Num(n) => Expr::Num(*n),
             Expr::Bin(op, l, r) => {
-                let (a, b) = (l.eval_countdown()?, r.eval_countdown()?);
-                countdown_apply(*op, a, b)
+                let (mut l, mut r) = (l.canonical(), r.canonical());
+                if matches!(op, Op::Add | Op::Mul) && r < l {
+                    std::mem::swap(&mut l, &mut r);
+                }
+                Expr::Bin(*op, Box::new(l), Box::new(r))
             }
         }
     }
@@ -167,21 +193,6 @@ fn wrap(s: &mut String, parens: bool, f: impl FnOnce(&mut String)) {
     f(s);
     if parens {
         s.push(')');
-    }
-}
-
-/// `a op b` under the Countdown rule (see [`Expr::eval_countdown`]).
-pub fn countdown_apply(op: Op, a: i64, b: i64) -> Result<i64, String> {
-    let overflow = || format!("{a} {op} {b} overflows");
-    match op {
-        Op::Add => a.checked_add(b).ok_or_else(overflow),
-        Op::Mul => a.checked_mul(b).ok_or_else(overflow),
-        Op::Sub if a >= b => Ok(a - b),
-        Op::Sub => Err(format!(
-            "{a} - {b} is negative (Countdown subtracts the smaller number from the larger)"
-        )),
-        Op::Div if b != 0 && a % b == 0 => Ok(a / b),
-        Op::Div => Err(format!("{a} / {b} is not an exact division")),
     }
 }
 
@@ -365,5 +376,21 @@ mod tests {
         assert_eq!(parse("8/(3-8/3)").unwrap().eval(), Some(r(24)));
         assert!(parse("1-2").unwrap().eval_countdown().is_err());
         assert!(parse("7/2").unwrap().eval_countdown().is_err());
+        assert!(parse("2/3*6").unwrap().eval_in(Game::Countdown).is_err());
+        assert_eq!(
+            parse("2/3*6").unwrap().eval_in(Game::Game24),
+            Ok(Ratio::int(4))
+        );
+    }
+
+    #[test]
+    fn canonical_form_allows_commutativity_only() {
+        let c = |s: &str| parse(s).unwrap().canonical();
+        assert_eq!(c("(5 + 25) * 2"), c("2 * (25 + 5)"));
+        assert_ne!(c("25 - 5"), c("5 - 25"));
+        assert_ne!(c("8 / 2"), c("2 / 8"));
+        assert_ne!(c("(1 + 2) + 3"), c("1 + (2 + 3)"));
+        assert_ne!(c("2 / 3 * 6"), c("6 / 3 * 2"));
+        assert_eq!(c("6 / 3 * 2"), c("2 * (6 / 3)"));
     }
 }

@@ -16,8 +16,11 @@
 //!   exact rationals (`8 / (3 - 8 / 3)`); 1362 of the 1820 multisets are
 //!   solvable.
 //!
+//! The rules are written once, in [`rules`]: the value types, what a move
+//! is, which moves each game allows ([`rules::Game::apply`]) and which ones
+//! the solver and the search generate ([`rules::Value::moves`]).
 //! [`solver::solve`] is complete for both rule sets (the value type picks
-//! the rules: `i64` Countdown, [`solver::Ratio`] Game of 24).
+//! the rules: `i64` Countdown, [`rules::Ratio`] Game of 24).
 //! [`solve_command`] is `rewind solve`: `rewind solve 4 7 8 8 --target 24
 //! --game24` prints e.g. `(7-8/8)*4`, or `no solution`.
 //!
@@ -43,9 +46,9 @@
 //! A failed path (D-) has the same shape but its last value, and its
 //! honest `Answer: ... = value`, differ from the target. Game-of-24 texts
 //! write fractions as `p/q` (`8 / 3 = 8/3 (left: 3 8 8/3)`).
-//! [`path::verify`] labels any text (each number used once, each step's
-//! arithmetic right, the final value equal to the target) and says why it
-//! rejects. Every text is printable ASCII plus `\n`, one token per
+//! [`path::verify`] labels any text (each number used once, each step
+//! legal and its arithmetic right, the final value equal to the target, the
+//! answer the expression the steps build) and says why it rejects. Every text is printable ASCII plus `\n`, one token per
 //! character in [`crate::data::vocab`] ([`path::encode_example`]).
 //!
 //! # Splits
@@ -79,19 +82,44 @@
 //! Same config, same bytes: every file but `baseline.csv` (wall times) is
 //! reproducible from the seed.
 
+//!
+//! # Experiment kinds ([`task`])
+//! `kind = "countdown"` and `kind = "game24"` make the puzzles a
+//! [`crate::tasks::Task`] for training runs: fresh training problems with
+//! the successful path of a search strategy as the completion, fixed `val`
+//! and `test` splits with the solver's path as reference, and the verifier
+//! as grader. Example configs: `experiments/countdown.toml`,
+//! `experiments/countdown_game24.toml`.
+//!
+//! # Modules
+//! Dependencies point down only (no cycles); [`rules`] is at the bottom:
+//! ```text
+//! cli     -> dataset, config, puzzle, solver
+//! task    -> config, path, puzzle, search, solver   (+ crate::tasks::registry::from_value)
+//! dataset -> config, path, puzzle, search, solver
+//! config  -> puzzle, search
+//! path    -> expr
+//! puzzle  -> solver -> expr
+//! config, dataset, expr, path, puzzle, search, solver, task -> rules
+//! ```
+
 pub mod cli;
 pub mod config;
 pub mod dataset;
 pub mod expr;
 pub mod path;
 pub mod puzzle;
+pub mod rules;
 pub mod search;
 pub mod solver;
+pub mod task;
 
 pub use cli::{data_command, load_config, solve_command};
 pub use config::{ConfigError, CountdownDataConfig};
 pub use dataset::{build_datasets, DatasetStats, PathRecord, ProblemRecord};
 pub use path::{prompt, render_completion, verify, verify_completion, Rejection};
-pub use puzzle::{Game, Instance, Split};
+pub use puzzle::{Instance, Split};
+pub use rules::{Game, Illegal, Move, Op, Ratio, Value};
 pub use search::{Heuristic, Strategy, StrategyMix, Trace};
-pub use solver::{solve, solve_countdown, solve_rational, Move, Op, Ratio, Solution, Value};
+pub use solver::{solve, solve_countdown, solve_rational, Solution};
+pub use task::{CountdownTask, CountdownTaskConfig, Game24TaskConfig, TrainStrategy};

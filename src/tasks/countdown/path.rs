@@ -29,26 +29,32 @@
 //!   puzzle. This is what the paper's post-processing produces for the
 //!   failed leaves of the search.
 //!
-//! [`verify`] / [`verify_completion`] label any text: `Ok(())` iff it has
-//! that shape, every step uses numbers that are still left, every step's
-//! arithmetic is right under the game's rules, each `left:` list is right
-//! (as a multiset), the last step gives the target, and the answer uses
-//! each input number exactly once, evaluates to its stated value and that
-//! value is the target. In the steps, Countdown rules additionally require
-//! non-negative integers, `a - b` with `a >= b` and exact division;
-//! Game-of-24 rules accept any exact rational arithmetic. The answer
-//! expression is evaluated in exact rational arithmetic under both rules
-//! (like the paper's `eval`): its operator order is free, the steps carry
-//! the rule-checked derivation. Empty lines after the answer are allowed,
-//! anything else is not.
+//! [`verify`] / [`verify_completion`] label any text: `Ok(())` iff
+//! - it has that shape, every number written canonically (`5`, `8/3`; not
+//!   `05` or `16/6`);
+//! - every step takes its operands from the numbers still left, as a
+//!   multiset (`5 + 5` needs two 5s left), is a legal operation under the
+//!   game's rules ([`super::rules`]: Countdown needs non-negative integers,
+//!   `a - b` with `a >= b` and exact division; Game of 24 accepts any exact
+//!   rational arithmetic) and states its result right;
+//! - each `left:` list is right (as a multiset) and the last step gives the
+//!   target;
+//! - the answer expression follows from the steps: it uses each input
+//!   number exactly once, every one of its operations is legal under the
+//!   game's rules, it is the expression tree the steps build (up to the
+//!   order of the operands of `+` and `*`), and its stated value is its
+//!   value, which is then the last step's result and the target.
+//!
+//! So a right value reached some other way (`Answer: 2 / 3 * 6 = 4` for
+//! `6 / 3 = 2`, `2 * 2 = 4`) is rejected. Empty lines after the answer are
+//! allowed, anything else is not. Each [`Rejection`] says what was wrong.
 
 use std::collections::HashMap;
 
 use thiserror::Error;
 
-use super::expr::{self, countdown_apply, Expr};
-use super::puzzle::Game;
-use super::solver::{Move, Op, Ratio};
+use super::expr::{self, Expr};
+use super::rules::{take_operands, Game, Move, Op, Ratio};
 use crate::data::vocab::{self, VocabError};
 
 /// The prompt for a puzzle.
@@ -82,24 +88,13 @@ pub fn render_completion(numbers: &[i64], moves: &[Move<Ratio>]) -> Result<Strin
     let mut left = start.clone();
     let mut out = String::new();
     for (index, m) in moves.iter().enumerate() {
-        let err = |left: &[Ratio]| RenderError {
+        let before = join(left.iter());
+        take_operands(&mut left, |v| *v, m.lhs, m.rhs).map_err(|_| RenderError {
             index,
             mv: m.to_string(),
-            left: join(left.iter()),
-        };
-        let i = left
-            .iter()
-            .position(|v| *v == m.lhs)
-            .ok_or_else(|| err(&left))?;
-        let mut next = left.clone();
-        next.remove(i);
-        let j = next
-            .iter()
-            .position(|v| *v == m.rhs)
-            .ok_or_else(|| err(&left))?;
-        next.remove(j);
-        next.push(m.result);
-        left = next;
+            left: before,
+        })?;
+        left.push(m.result);
         out.push_str(&format!("{m} (left: {})\n", join(left.iter())));
     }
     let e = Expr::from_moves(&start, moves).ok_or_else(|| RenderError {
@@ -132,7 +127,16 @@ pub enum Rejection {
         number: String,
         left: String,
     },
-    /// A step's result is wrong (or the operation is undefined).
+    /// A step `x op x` when only one `x` is left (operands are a multiset).
+    #[error("line {line}: {text:?} uses {number} twice, but only one {number} is left [{left}]")]
+    UsedTwice {
+        line: usize,
+        text: String,
+        number: String,
+        left: String,
+    },
+    /// A step's result is wrong, or the operation is not legal under the
+    /// game's rules (`detail` says which).
     #[error("line {line}: {text:?} is wrong ({detail})")]
     Arithmetic {
         line: usize,
@@ -161,6 +165,14 @@ pub enum Rejection {
     /// The answer does not use each input number exactly once.
     #[error("the answer uses [{got}] but the input is [{expected}]")]
     AnswerNumbers { expected: String, got: String },
+    /// An operation of the answer expression is not legal under the
+    /// game's rules (e.g. a Countdown division that is not exact).
+    #[error("the answer breaks the {game} rules: {detail}")]
+    AnswerIllegal { game: Game, detail: String },
+    /// The answer is not the expression the steps build (up to the order of
+    /// the operands of `+` and `*`).
+    #[error("the answer {got} is not the expression of the steps, {expected} (only the operands of + and * may be swapped)")]
+    AnswerNotFromSteps { expected: String, got: String },
     /// The answer expression does not evaluate to its stated value.
     #[error("the answer expression evaluates to {actual}, not the stated {stated}")]
     AnswerValue { stated: String, actual: String },
@@ -234,22 +246,6 @@ fn sorted_text(xs: &[Ratio]) -> String {
     join(v.iter())
 }
 
-/// Applies one step under the game's rules.
-fn apply(game: Game, op: Op, a: Ratio, b: Ratio) -> Result<Ratio, String> {
-    match game {
-        Game::Countdown => {
-            let (x, y) = match (a.to_integer(), b.to_integer()) {
-                (Some(x), Some(y)) if x >= 0 && y >= 0 => (x, y),
-                _ => return Err("Countdown values are non-negative integers".into()),
-            };
-            countdown_apply(op, x, y).map(Ratio::int)
-        }
-        Game::Game24 => op
-            .apply(a, b)
-            .ok_or_else(|| "division by zero or overflow".to_string()),
-    }
-}
-
 /// Labels a completion for the given puzzle (see the module docs).
 pub fn verify_completion(
     numbers: &[i64],
@@ -261,6 +257,7 @@ pub fn verify_completion(
     let expected_steps = numbers.len().saturating_sub(1);
     let lines: Vec<&str> = completion.split('\n').collect();
     let mut left = inputs.clone();
+    let mut moves: Vec<Move<Ratio>> = Vec::with_capacity(expected_steps);
     let mut idx = 0;
     for steps in 0..expected_steps {
         let text = lines.get(idx).copied().unwrap_or("");
@@ -287,35 +284,45 @@ pub fn verify_completion(
         if toks.len() != 5 || toks[3] != "=" {
             return Err(fmt_err("expected 'a op b = c' before the left list"));
         }
-        let num = |t: &str| t.parse::<Ratio>().map_err(|e| fmt_err(&e));
+        // Canonical spelling only, so that one value has one text.
+        let num = |t: &str| match t.parse::<Ratio>() {
+            Ok(x) if x.to_string() == t => Ok(x),
+            Ok(x) => Err(fmt_err(&format!("{t:?} is not written canonically ({x})"))),
+            Err(e) => Err(fmt_err(&e)),
+        };
         let (a, b, c) = (num(toks[0])?, num(toks[2])?, num(toks[4])?);
         let mut op_chars = toks[1].chars();
         let op = match (op_chars.next().and_then(Op::from_symbol), op_chars.next()) {
             (Some(op), None) => op,
             _ => return Err(fmt_err("the operator must be one of + - * /")),
         };
-        // Availability.
+        // Availability: the operands come out of the numbers left, as a multiset.
         let mut next = left.clone();
-        for x in [a, b] {
-            match next.iter().position(|v| *v == x) {
-                Some(i) => {
-                    next.remove(i);
+        if let Err(missing) = take_operands(&mut next, |v| *v, a, b) {
+            let left_text = join(left.iter());
+            return Err(if a == b && left.contains(&a) {
+                Rejection::UsedTwice {
+                    line,
+                    text: lhs.trim().to_string(),
+                    number: a.to_string(),
+                    left: left_text,
                 }
-                None => {
-                    return Err(Rejection::Unavailable {
-                        line,
-                        number: x.to_string(),
-                        left: join(left.iter()),
-                    })
+            } else {
+                Rejection::Unavailable {
+                    line,
+                    number: missing.to_string(),
+                    left: left_text,
                 }
-            }
+            });
         }
-        // Arithmetic.
-        let value = apply(game, op, a, b).map_err(|detail| Rejection::Arithmetic {
-            line,
-            text: lhs.trim().to_string(),
-            detail,
-        })?;
+        // Legality and arithmetic under the game's rules.
+        let value = game
+            .apply(op, a, b)
+            .map_err(|illegal| Rejection::Arithmetic {
+                line,
+                text: lhs.trim().to_string(),
+                detail: illegal.to_string(),
+            })?;
         if value != c {
             return Err(Rejection::Arithmetic {
                 line,
@@ -334,6 +341,12 @@ pub fn verify_completion(
             });
         }
         left = next;
+        moves.push(Move {
+            lhs: a,
+            op,
+            rhs: b,
+            result: c,
+        });
         idx += 1;
     }
     let answer_line = lines.get(idx).copied().unwrap_or("");
@@ -359,7 +372,12 @@ pub fn verify_completion(
     let (e_text, v_text) = ans
         .rsplit_once('=')
         .ok_or_else(|| afmt("expected 'Answer: <expression> = <value>'".into()))?;
-    let stated: Ratio = v_text.trim().parse().map_err(afmt)?;
+    let v_text = v_text.trim();
+    let stated: Ratio = match v_text.parse::<Ratio>() {
+        Ok(x) if x.to_string() == v_text => x,
+        Ok(x) => return Err(afmt(format!("{v_text:?} is not written canonically ({x})"))),
+        Err(e) => return Err(afmt(e)),
+    };
     let e = expr::parse(e_text.trim()).map_err(afmt)?;
     let mut used = e.leaves();
     let mut want = inputs.clone();
@@ -372,12 +390,25 @@ pub fn verify_completion(
         });
     }
     let actual = e
-        .eval()
-        .ok_or_else(|| afmt("the expression divides by zero".into()))?;
+        .eval_in(game)
+        .map_err(|illegal| Rejection::AnswerIllegal {
+            game,
+            detail: illegal.to_string(),
+        })?;
     if actual != stated {
         return Err(Rejection::AnswerValue {
             stated: stated.to_string(),
             actual: actual.to_string(),
+        });
+    }
+    // The steps were checked above, so they replay into one tree.
+    let from_steps = Expr::from_moves(&inputs, &moves).ok_or_else(|| {
+        afmt("internal error: the checked steps do not build an expression".into())
+    })?;
+    if e.canonical() != from_steps.canonical() {
+        return Err(Rejection::AnswerNotFromSteps {
+            expected: from_steps.to_paper(),
+            got: e.to_paper(),
         });
     }
     if stated != Ratio::int(target) {

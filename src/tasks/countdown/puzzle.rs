@@ -28,33 +28,10 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
-use super::solver::{is_solvable, solve, Ratio};
-
-/// Which puzzle (and rule set) an instance belongs to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Game {
-    /// Integer rules: `larger - smaller`, exact division only.
-    Countdown,
-    /// Rational rules, target 24, numbers 1..=13.
-    Game24,
-}
-
-impl Game {
-    /// `countdown` or `game24` (file and id prefix).
-    pub fn name(self) -> &'static str {
-        match self {
-            Game::Countdown => "countdown",
-            Game::Game24 => "game24",
-        }
-    }
-}
-
-impl fmt::Display for Game {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
+// `Game` lives with the rules; re-exported so `puzzle::Game` keeps working.
+pub use super::rules::Game;
+use super::rules::Ratio;
+use super::solver::{is_solvable, solve};
 
 /// A dataset split.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -328,6 +305,12 @@ pub fn generate_countdown(
     }
     Ok(CountdownSplits { targets, splits })
 }
+
+/// Most numbers a typed-in Countdown puzzle may have (`rewind solve`,
+/// `rewind sample`).
+pub const SOLVE_MAX_NUMBERS: usize = 6;
+/// Largest number of a typed-in Countdown puzzle.
+pub const SOLVE_MAX_VALUE: i64 = 1_000_000_000;
 
 /// Smallest and largest Game-of-24 number.
 pub const GAME24_RANGE: (i64, i64) = (1, 13);

@@ -2,7 +2,7 @@
 //! Stream-of-Search "classic" reasoners used by the paper for its data).
 //!
 //! A node is a list of remaining numbers; its children are all moves on all
-//! pairs (list order, see [`super::solver`]). Two algorithms, each with
+//! pairs (list order and move order: [`super::rules`]). Two algorithms, each with
 //! either heuristic:
 //!
 //! - **DFS** (`dfs-sum`, `dfs-mult`): expand a node, drop children whose
@@ -39,7 +39,7 @@ use rand::seq::SliceRandom;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use super::solver::{Move, Value, MAX_MOVES, MAX_NUMBERS};
+use super::rules::{remove_pair_into, Move, Value, MAX_MOVES, MAX_NUMBERS};
 
 /// A search heuristic (lower = more promising).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -451,13 +451,7 @@ impl<V: Value, R: Rng> Ctx<'_, V, R> {
                         len: 0,
                         h: 0.0,
                     };
-                    let mut c = 0;
-                    for (idx, &v) in nums.iter().enumerate() {
-                        if idx != i && idx != j {
-                            child.nums[c] = v;
-                            c += 1;
-                        }
-                    }
+                    let c = remove_pair_into(nums, i, j, &mut child.nums);
                     child.nums[c] = m.result;
                     child.len = (c + 1) as u8;
                     child.h = self.h(child.numbers());
