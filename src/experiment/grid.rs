@@ -10,7 +10,7 @@ use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
 
 use crate::experiment::config::ExperimentConfig;
-use crate::tasks::registry::from_value;
+use crate::tasks::from_value;
 
 /// One axis of the grid.
 #[derive(Clone, Debug, PartialEq)]

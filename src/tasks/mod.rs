@@ -61,3 +61,17 @@ pub trait Task: Send + Sync {
     /// the expected completion (used by `rewind sample`).
     fn user_prompt(&self, text: &str) -> Result<(String, Option<String>)>;
 }
+
+/// Deserialises a TOML value, naming the failing key's full path in the
+/// error (`data.base: invalid type ...`).
+pub fn from_value<T: serde::de::DeserializeOwned>(value: toml::Value, section: &str) -> Result<T> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let at = if path == "." {
+            section.to_string()
+        } else {
+            format!("{section}.{path}")
+        };
+        anyhow::anyhow!("{at}: {}", e.inner())
+    })
+}

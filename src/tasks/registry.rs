@@ -69,19 +69,7 @@ pub fn kind(name: &str) -> Result<&'static Kind> {
     })
 }
 
-/// Deserialises a TOML value, naming the failing key's full path in the
-/// error (`data.base: invalid type ...`).
-pub fn from_value<T: serde::de::DeserializeOwned>(value: toml::Value, section: &str) -> Result<T> {
-    serde_path_to_error::deserialize(value).map_err(|e| {
-        let path = e.path().to_string();
-        let at = if path == "." {
-            section.to_string()
-        } else {
-            format!("{section}.{path}")
-        };
-        anyhow::anyhow!("{at}: {}", e.inner())
-    })
-}
+pub use super::from_value;
 
 fn resolve_arithmetic(data: &toml::Table) -> Result<toml::Table> {
     let cfg: ArithmeticConfig = from_value(toml::Value::Table(data.clone()), "data")?;

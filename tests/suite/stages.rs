@@ -187,3 +187,62 @@ fn bad_stage_data_and_probes_name_the_key() {
     let e = err(&both);
     assert!(e.contains("not both"), "{e}");
 }
+
+#[test]
+fn countdown_runs_with_verifier_probes() {
+    let text = r#"
+[experiment]
+name = "tiny_countdown"
+kind = "countdown"
+seed = 1
+
+[model]
+d_model = 16
+n_heads = 2
+n_layers = 1
+d_ff = 32
+max_len = 192
+
+[data]
+val_size = 6
+test_size = 6
+
+[[stages]]
+name = "sft"
+objective = { kind = "mle" }
+steps = 3
+batch_size = 4
+warmup_steps = 1
+eval_every = 0
+checkpoint_every = 0
+
+[eval]
+batch_size = 6
+
+[[eval.probes]]
+split = "test"
+grader = "verifier"
+
+[[eval.probes]]
+split = "test"
+name = "test_em"
+"#;
+    let cfg = RunSpec::single(&ExperimentConfig::from_toml(text).unwrap()).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let s = run(
+        &cfg,
+        rewind::model::device::default_device(),
+        "cpu",
+        &opts(tmp.path(), None),
+    )
+    .unwrap()
+    .unwrap();
+    let probe = "test/greedy/verifier";
+    assert_eq!(s.n[probe], 6);
+    assert!((0.0..=1.0).contains(&s.exact_match[probe]));
+    let rows = rows(&run_dir(&cfg, tmp.path()));
+    assert!(rows.iter().any(|r| r.2 == probe && r.3 == "verified"));
+    assert!(rows
+        .iter()
+        .any(|r| r.2 == "test_em" && r.3 == "exact_match"));
+}

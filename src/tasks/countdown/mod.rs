@@ -95,7 +95,7 @@
 //! Dependencies point down only (no cycles); [`rules`] is at the bottom:
 //! ```text
 //! cli     -> dataset, config, puzzle, solver
-//! task    -> config, path, puzzle, search, solver   (+ crate::tasks::registry::from_value)
+//! task    -> config, path, puzzle, search, solver   (+ crate::tasks::from_value)
 //! dataset -> config, path, puzzle, search, solver
 //! config  -> puzzle, search
 //! path    -> expr

@@ -44,8 +44,7 @@ use super::puzzle::{
 use super::rules::{Game, Move, Ratio, Value};
 use super::search::{self, Strategy, StrategyMix, StrategySpec};
 use super::solver::solve;
-use crate::data::Example;
-use crate::tasks::registry::from_value;
+use crate::tasks::from_value;
 use crate::tasks::{Problem, Task};
 
 /// Most problems in one of the `val` / `test` splits (they are generated,
@@ -685,13 +684,15 @@ impl CountdownTask {
 }
 
 impl Task for CountdownTask {
-    fn sample_train(&self, rng: &mut StdRng) -> Result<Example> {
+    /// A training problem with the successful path of `train_strategy`
+    /// (the exact solver's where the search fails) as its reference.
+    fn sample_problem(&self, rng: &mut StdRng) -> Result<Problem> {
         let inst = self.sample_train_instance(rng)?;
         let completion = self.train_completion(&inst, rng)?;
-        Ok(Example::from_text(
+        Ok(Problem::new(
             &prompt(&inst.numbers, inst.target),
             &completion,
-        )?)
+        ))
     }
 
     fn splits(&self) -> Vec<String> {
