@@ -20,11 +20,9 @@ use crate::train::Backend;
 /// Teacher-forced mean token NLL of `examples` (the MLE loss, no gradient).
 pub fn mean_nll<D: Backend>(
     model: &Transformer<D>,
-    dev: &D,
     examples: &[Example],
     batch_size: usize,
 ) -> Result<f64, ObjectiveError> {
-    let _ = dev;
     let mut total = 0.0f64;
     let mut weight = 0.0f64;
     for chunk in examples.chunks(batch_size.max(1)) {

@@ -68,7 +68,29 @@ impl DecoderConfig {
         }
     }
 
-    fn decoding(&self) -> Decoding {
+    /// Checks ranges; `at` is the key path for errors (`eval.probes[1].decoder`).
+    pub fn validate(&self, at: &str) -> Result<()> {
+        if let DecoderConfig::Sample {
+            n,
+            temperature,
+            top_p,
+        } = *self
+        {
+            if n == 0 {
+                bail!("{at}.n = 0: must be at least 1");
+            }
+            if !(temperature > 0.0 && temperature.is_finite()) {
+                bail!("{at}.temperature = {temperature}: must be > 0 (use kind = \"greedy\" for argmax)");
+            }
+            if !(top_p > 0.0 && top_p <= 1.0) {
+                bail!("{at}.top_p = {top_p}: allowed range is (0, 1]");
+            }
+        }
+        Ok(())
+    }
+
+    /// The per-token rule this decoder samples with.
+    pub fn decoding(&self) -> Decoding {
         match *self {
             Self::Greedy {} => Decoding::Greedy,
             Self::Sample {
@@ -183,22 +205,7 @@ impl ProbeConfig {
 
     /// Checks ranges; `at` is the key path for errors (`eval.probes[1]`).
     pub fn validate(&self, at: &str) -> Result<()> {
-        if let DecoderConfig::Sample {
-            n,
-            temperature,
-            top_p,
-        } = self.decoder
-        {
-            if n == 0 {
-                bail!("{at}.decoder.n = 0: must be at least 1");
-            }
-            if !(temperature > 0.0 && temperature.is_finite()) {
-                bail!("{at}.decoder.temperature = {temperature}: must be > 0 (use kind = \"greedy\" for argmax)");
-            }
-            if !(top_p > 0.0 && top_p <= 1.0) {
-                bail!("{at}.decoder.top_p = {top_p}: allowed range is (0, 1]");
-            }
-        }
+        self.decoder.validate(&format!("{at}.decoder"))?;
         if self.name.contains(',') || self.name.contains(':') {
             bail!(
                 "{at}.name = {:?}: may not contain ',' or ':' (it names CSV columns)",

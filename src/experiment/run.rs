@@ -173,12 +173,7 @@ impl<D: Backend> Runner<'_, D> {
             .iter()
             .map(|p| Example::from_text(&p.prompt, &p.reference))
             .collect::<Result<Vec<_>, _>>()?;
-        let nll = eval::mean_nll(
-            model,
-            &model_dev(model),
-            &examples,
-            self.cfg.eval.batch_size,
-        )?;
+        let nll = eval::mean_nll(model, &examples, self.cfg.eval.batch_size)?;
         Ok((res, nll))
     }
 
@@ -283,11 +278,6 @@ impl<D: Backend> Runner<'_, D> {
         }
         Ok((pos, false, train_s, tokens))
     }
-}
-
-/// The device a model lives on.
-fn model_dev<D: Backend>(model: &Transformer<D>) -> D {
-    model.param(0).device().clone()
 }
 
 /// The probes of `cfg` with their problems; checks that each can grade
@@ -492,7 +482,7 @@ pub fn run<D: Backend>(
         .iter()
         .map(|p| Example::from_text(&p.prompt, &p.reference))
         .collect::<Result<Vec<_>, _>>()?;
-    let val_loss = eval::mean_nll(&model, &dev, &val_examples, batch_size)?;
+    let val_loss = eval::mean_nll(&model, &val_examples, batch_size)?;
     let wrong = match wrong {
         Some(w) => w,
         // the last stage finished in an earlier session: the same probe,

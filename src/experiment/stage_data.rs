@@ -84,13 +84,7 @@ impl DataSourceConfig {
                 }
                 Ok(())
             }
-            Self::Rollouts { decoder, .. } => crate::eval::ProbeConfig {
-                name: "rollouts".into(),
-                split: String::new(),
-                decoder: decoder.clone(),
-                grader: GraderKind::ExactMatch,
-            }
-            .validate(at),
+            Self::Rollouts { decoder, .. } => decoder.validate(&format!("{at}.decoder")),
         }
     }
 }
@@ -132,12 +126,7 @@ impl StageData {
                 keep,
                 grader,
             } => Self::Rollouts {
-                decoding: match *decoder {
-                    DecoderConfig::Greedy {} => Decoding::Greedy,
-                    DecoderConfig::Sample {
-                        temperature, top_p, ..
-                    } => Decoding::Sample { temperature, top_p },
-                },
+                decoding: decoder.decoding(),
                 keep: *keep,
                 grader: *grader,
             },
