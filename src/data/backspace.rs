@@ -118,12 +118,58 @@ pub fn one_pass(prompt: &[u32], actions: &[u32], finished: bool) -> OnePass {
     out
 }
 
+/// One action sequence for a [`TransitionBatch`]: a prompt, the actions
+/// taken after it (`<bksp>` included), whether it ended with `<eos>`, and
+/// per action whether it is to be imitated (false for an injected wrong
+/// token; ignored for policy rows, which are never imitated).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ActionSeq {
+    pub prompt: Vec<u32>,
+    pub actions: Vec<u32>,
+    pub finished: bool,
+    /// `actions.len()` flags; the final `<eos>` of a finished sequence is
+    /// always imitated.
+    pub imitate: Vec<bool>,
+}
+
+impl ActionSeq {
+    /// A sequence whose every action is imitated.
+    pub fn clean(prompt: Vec<u32>, actions: Vec<u32>, finished: bool) -> Self {
+        let imitate = vec![true; actions.len()];
+        Self {
+            prompt,
+            actions,
+            finished,
+            imitate,
+        }
+    }
+}
+
 impl TransitionBatch {
-    /// Right-padded rows of [`one_pass`] layouts: `(prompt, actions,
-    /// finished)` per sequence; loss weight 1 on every action target (and
-    /// `<eos>`), 0 on the prompt and padding.
+    /// Right-padded rows of [`one_pass`] layouts, every action imitated:
+    /// `(prompt, actions, finished)` per sequence, all data rows.
     pub fn new(seqs: &[(Vec<u32>, Vec<u32>, bool)]) -> Self {
-        let passes: Vec<OnePass> = seqs.iter().map(|(p, a, f)| one_pass(p, a, *f)).collect();
+        let data: Vec<ActionSeq> = seqs
+            .iter()
+            .map(|(p, a, f)| ActionSeq::clean(p.clone(), a.clone(), *f))
+            .collect();
+        Self::from_actions(&data, &[])
+    }
+
+    /// Data rows then policy rows, each laid out by [`one_pass`] and right-
+    /// padded to the longest. `completion` marks every action target (and
+    /// `<eos>`); `weights` are 1 on the imitated actions of data rows and 0
+    /// elsewhere (prompt, padding, noise, policy rows).
+    pub fn from_actions(data: &[ActionSeq], policy: &[ActionSeq]) -> Self {
+        let all: Vec<(&ActionSeq, bool)> = data
+            .iter()
+            .map(|s| (s, false))
+            .chain(policy.iter().map(|s| (s, true)))
+            .collect();
+        let passes: Vec<OnePass> = all
+            .iter()
+            .map(|(s, _)| one_pass(&s.prompt, &s.actions, s.finished))
+            .collect();
         let batch = passes.len();
         let seq = passes.iter().map(|p| p.ids.len()).max().unwrap_or(1).max(1);
         let n = batch * seq;
@@ -137,15 +183,19 @@ impl TransitionBatch {
             positions: vec![0; n],
             mask: vec![MASKED; n * seq],
         };
-        for (r, p) in passes.iter().enumerate() {
+        for (r, (p, (s, is_policy))) in passes.iter().zip(&all).enumerate() {
             for i in 0..p.ids.len() {
                 let at = r * seq + i;
                 b.ids[at] = p.ids[i] as usize;
                 b.positions[at] = p.positions[i];
                 b.targets[at] = p.targets[i] as usize;
                 if i >= p.first_action && p.targets[i] != PAD {
-                    b.weights[at] = 1.0;
                     b.completion[at] = true;
+                    let k = i - p.first_action;
+                    let imitated = s.imitate.get(k).copied().unwrap_or(true);
+                    if !is_policy && imitated {
+                        b.weights[at] = 1.0;
+                    }
                 }
                 for &k in &p.visible[i] {
                     b.mask[at * seq + k] = 0.0;
@@ -156,7 +206,10 @@ impl TransitionBatch {
                 b.mask[(r * seq + i) * seq + i] = 0.0;
             }
         }
-        Self { rows: b }
+        Self {
+            rows: b,
+            policy: all.iter().map(|(_, p)| *p).collect(),
+        }
     }
 }
 

@@ -176,9 +176,16 @@ impl PairBatch {
 /// Sequences that contain `<bksp>` actions, laid out for one forward pass
 /// in which every position sees exactly the state it is in (see
 /// `data::backspace`): SequenceMatch's data and policy transitions.
+///
+/// Every action position has `completion = true`; `weights` are the
+/// imitation (MLE) weights: 1 on a data row's actions, 0 on an injected
+/// wrong token (noise to be undone, not imitated) and on every policy row.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TransitionBatch {
     pub rows: Batch,
+    /// Per row: whether it is a rollout of the model (a policy row) rather
+    /// than data.
+    pub policy: Vec<bool>,
 }
 
 /// What a training step consumes: one of the batch kinds. Every kind is

@@ -8,6 +8,7 @@
 pub mod backspace;
 pub mod batch;
 pub mod dataset;
+pub mod noise;
 pub mod vocab;
 
 pub use batch::{Batch, BatchKind, Example, PairBatch, TrainBatch, TransitionBatch, MASKED};

@@ -330,6 +330,9 @@ impl ExperimentConfig {
                 );
             }
             s.data.validate(&k("data"))?;
+            s.objective
+                .validate(&k("objective"))
+                .map_err(anyhow::Error::msg)?;
             let o = &s.optimizer;
             if !(0.0..1.0).contains(&o.beta1) || !(0.0..1.0).contains(&o.beta2) {
                 bail!("{}: beta1 and beta2 must be in [0, 1)", k("optimizer"));

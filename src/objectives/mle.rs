@@ -30,6 +30,8 @@ impl Objective for Mle {
     ) -> Result<(f64, Vec<f32>), ObjectiveError> {
         match batch {
             TrainBatch::Tokens(b) => mle(logits, b),
+            // the imitated actions of the data rows carry the weights
+            TrainBatch::Transitions(t) => mle(logits, &t.rows),
             other => Err(ObjectiveError::WrongBatch {
                 objective: "mle",
                 expected: BatchKind::Tokens,

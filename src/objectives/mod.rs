@@ -11,6 +11,7 @@
 //! a finite-difference check of its gradient.
 
 pub mod mle;
+pub mod sequencematch;
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -18,6 +19,7 @@ use thiserror::Error;
 use crate::data::{Batch, BatchKind, TrainBatch};
 
 pub use mle::Mle;
+pub use sequencematch::{Divergence, SequenceMatch, ValueOver};
 
 /// Why an objective could not be evaluated.
 #[derive(Debug, Error)]
@@ -40,6 +42,11 @@ pub trait Objective: Send + Sync + std::fmt::Debug {
     fn name(&self) -> &'static str;
     /// The batch kind it trains on.
     fn batch_kind(&self) -> BatchKind;
+    /// Whether it reads policy rows (rollouts of the model) in a
+    /// transition batch; a stage draws rollouts only for such objectives.
+    fn uses_policy(&self) -> bool {
+        false
+    }
     /// The loss on `batch` and its gradient with respect to `logits`.
     ///
     /// # Shapes
@@ -56,16 +63,94 @@ pub trait Objective: Send + Sync + std::fmt::Debug {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ObjectiveConfig {
-    /// Maximum likelihood on the completion tokens (and `<eos>`).
+    /// Maximum likelihood on the completion tokens (and `<eos>`); on a
+    /// transition batch, on the imitated actions of its data rows.
     Mle {},
+    /// SequenceMatch (`objectives::sequencematch`): an occupancy divergence
+    /// with the logits as soft Q-values, mixed with MLE:
+    /// `lambda * SM + (1 - lambda) * MLE`, on transition batches (data rows,
+    /// and the policy rows of the stage's `rollouts`).
+    Sequencematch {
+        /// `kl`, `reverse_kl`, `js`, `chi2` or `chi2_mix`.
+        divergence: Divergence,
+        /// chi2 / chi2_mix strength: the r^2 term has weight 1/(4 alpha);
+        /// > 0. Default 0.5 (IQ-Learn's).
+        #[serde(default = "d_alpha")]
+        alpha: f64,
+        /// Discount gamma in (0, 1]. Default 0.99.
+        #[serde(default = "d_gamma")]
+        gamma: f64,
+        /// Value of the absorbing state after `<eos>`. Default 0.
+        #[serde(default)]
+        v_terminal: f64,
+        /// The value term V(s) - gamma V(s') over `data` or `mixture` (half
+        /// data, half policy; default).
+        #[serde(default)]
+        value_over: ValueOver,
+        /// Weight of the SequenceMatch loss against MLE, in [0, 1].
+        /// Default 0.5.
+        #[serde(default = "d_lambda")]
+        lambda: f64,
+    },
+}
+
+fn d_alpha() -> f64 {
+    0.5
+}
+fn d_gamma() -> f64 {
+    0.99
+}
+fn d_lambda() -> f64 {
+    0.5
 }
 
 impl ObjectiveConfig {
     /// The objective this config describes.
     pub fn build(&self) -> Box<dyn Objective> {
-        match self {
+        match *self {
             Self::Mle {} => Box::new(Mle),
+            Self::Sequencematch {
+                divergence,
+                alpha,
+                gamma,
+                v_terminal,
+                value_over,
+                lambda,
+            } => Box::new(SequenceMatch {
+                divergence,
+                alpha,
+                gamma,
+                v_terminal,
+                value_over,
+                lambda,
+            }),
         }
+    }
+
+    /// Checks ranges; `at` is the key path (`stages[1].objective`).
+    pub fn validate(&self, at: &str) -> Result<(), String> {
+        if let Self::Sequencematch {
+            alpha,
+            gamma,
+            v_terminal,
+            lambda,
+            ..
+        } = *self
+        {
+            if !(alpha > 0.0 && alpha.is_finite()) {
+                return Err(format!("{at}.alpha = {alpha}: must be > 0"));
+            }
+            if !(gamma > 0.0 && gamma <= 1.0) {
+                return Err(format!("{at}.gamma = {gamma}: allowed range is (0, 1]"));
+            }
+            if !v_terminal.is_finite() {
+                return Err(format!("{at}.v_terminal = {v_terminal}: must be finite"));
+            }
+            if !(0.0..=1.0).contains(&lambda) {
+                return Err(format!("{at}.lambda = {lambda}: allowed range is [0, 1]"));
+            }
+        }
+        Ok(())
     }
 }
 

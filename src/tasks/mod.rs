@@ -53,6 +53,12 @@ pub trait Task: Send + Sync {
         let _ = (problem, completion);
         None
     }
+    /// The tokens a plausible wrong answer is made of (for arithmetic: the
+    /// digits of the base and the signs), for `ground_truth` noise
+    /// (`data::noise`). Empty (the default): no task-specific alphabet.
+    fn answer_alphabet(&self) -> Vec<u32> {
+        vec![]
+    }
     /// Longest sequence in tokens, including `<bos>` and `<eos>`.
     fn max_seq_len(&self) -> usize;
     /// Longest completion in tokens (the decoding budget), excluding `<eos>`.

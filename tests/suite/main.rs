@@ -19,5 +19,6 @@ mod plot;
 mod plot_sweep;
 mod reference_model;
 mod run;
+mod sequencematch;
 mod stages;
 mod sweep;

@@ -25,6 +25,23 @@ impl Task for ArithmeticTask {
             .collect())
     }
 
+    fn answer_alphabet(&self) -> Vec<u32> {
+        let cfg = self.config();
+        let mut chars: Vec<char> = (0..cfg.base)
+            .map(|d| std::char::from_digit(d, cfg.base).expect("base <= 36"))
+            .collect();
+        if cfg.signed || cfg.ops.contains(&super::Op::Sub) {
+            chars.push('-');
+        }
+        if cfg.explicit_signs {
+            chars.push('+');
+        }
+        chars
+            .into_iter()
+            .filter_map(crate::data::vocab::char_id)
+            .collect()
+    }
+
     fn max_seq_len(&self) -> usize {
         self.max_prompt_len() + self.max_answer_len() + 2
     }
