@@ -122,7 +122,7 @@ pub fn one_pass(prompt: &[u32], actions: &[u32], finished: bool) -> OnePass {
 /// taken after it (`<bksp>` included), whether it ended with `<eos>`, and
 /// per action whether it is to be imitated (false for an injected wrong
 /// token; ignored for policy rows, which are never imitated).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ActionSeq {
     pub prompt: Vec<u32>,
     pub actions: Vec<u32>,

@@ -20,7 +20,7 @@ use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
 use super::decode::{generate_cached, Decoding};
-use crate::data::vocab;
+use crate::data::vocab::{self, BKSP};
 use crate::model::decode::CachedDecoder;
 use crate::model::Transformer;
 use crate::tasks::{Problem, Task};
@@ -229,12 +229,65 @@ pub struct ProbeResult {
     pub solved: usize,
     /// A few (prompt, reference, got) triples of wrong completions.
     pub wrong_examples: Vec<(String, String, String)>,
+    /// `<bksp>` actions and what they did, over all completions.
+    pub backspace: BackspaceStats,
+}
+
+/// What the `<bksp>` actions of completions did, against the reference.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BackspaceStats {
+    /// `<bksp>` actions emitted.
+    pub emitted: usize,
+    /// Those that deleted a generated token (not a no-op on the bare prompt).
+    pub deletions: usize,
+    /// Deletions of a token that was wrong: it differs from the reference
+    /// completion's token at that position (or lies past its end).
+    pub fixes: usize,
+}
+
+impl BackspaceStats {
+    /// The stats of one completion's `actions` against `reference`.
+    pub fn of(actions: &[u32], reference: &[u32]) -> Self {
+        let mut s = Self::default();
+        let mut state: Vec<u32> = Vec::with_capacity(actions.len());
+        for &a in actions {
+            if a != BKSP {
+                state.push(a);
+                continue;
+            }
+            s.emitted += 1;
+            if let Some(t) = state.pop() {
+                s.deletions += 1;
+                if reference.get(state.len()) != Some(&t) {
+                    s.fixes += 1;
+                }
+            }
+        }
+        s
+    }
+
+    fn add(&mut self, o: Self) {
+        self.emitted += o.emitted;
+        self.deletions += o.deletions;
+        self.fixes += o.fixes;
+    }
+
+    /// Share of deletions that removed a wrong token; `None` without
+    /// deletions.
+    pub fn fix_rate(&self) -> Option<f64> {
+        (self.deletions > 0).then(|| self.fixes as f64 / self.deletions as f64)
+    }
 }
 
 impl ProbeResult {
     /// Mean correctness over every completion (accuracy for one sample).
     pub fn accuracy(&self) -> f64 {
         self.correct as f64 / self.samples.max(1) as f64
+    }
+
+    /// Mean `<bksp>` actions per completion.
+    pub fn backspaces_per_answer(&self) -> f64 {
+        self.backspace.emitted as f64 / self.samples.max(1) as f64
     }
 
     /// Fraction of problems solved by at least one of the samples (pass@n).
@@ -279,6 +332,7 @@ pub fn run_probe<D: Backend>(
         samples: problems.len() * samples,
         solved: 0,
         wrong_examples: vec![],
+        backspace: BackspaceStats::default(),
     };
     let mut solved = vec![false; problems.len()];
     for k in 0..samples {
@@ -296,6 +350,8 @@ pub fn run_probe<D: Backend>(
                 &mut rng,
             );
             for (i, (p, g)) in chunk.iter().zip(gens).enumerate() {
+                res.backspace
+                    .add(BackspaceStats::of(&g.actions, &vocab::encode(&p.reference)?));
                 let got = vocab::decode(&g.output)?;
                 if g.finished && grade(task, probe.grader, p, &got)? {
                     res.correct += 1;

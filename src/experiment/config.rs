@@ -32,7 +32,7 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::eval::ProbeConfig;
-pub use crate::experiment::stage_data::DataSourceConfig;
+pub use crate::experiment::stage_data::{DataSourceConfig, RolloutConfig};
 use crate::model::ModelConfig;
 pub use crate::objectives::ObjectiveConfig;
 use crate::train::optim::AdamWConfig;
@@ -76,6 +76,12 @@ pub struct StageConfig {
     /// `{ source = "rollouts" }` (completions sampled from the current model).
     #[serde(default, skip_serializing_if = "DataSourceConfig::is_task")]
     pub data: DataSourceConfig,
+    /// Rollouts of the current model that supply the policy transitions of
+    /// a `sequencematch` objective: `{ buffer = 256, every = 50, batch_size
+    /// = 32, decoder = { kind = "sample" } }`. Ignored by objectives that
+    /// read no policy transitions (`mle`). Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollouts: Option<RolloutConfig>,
     /// Optimiser updates in this stage, >= 1.
     pub steps: u64,
     /// Sequences per update, >= 1. Default 64.
@@ -333,6 +339,9 @@ impl ExperimentConfig {
             s.objective
                 .validate(&k("objective"))
                 .map_err(anyhow::Error::msg)?;
+            if let Some(r) = &s.rollouts {
+                r.validate(&k("rollouts"))?;
+            }
             let o = &s.optimizer;
             if !(0.0..1.0).contains(&o.beta1) || !(0.0..1.0).contains(&o.beta2) {
                 bail!("{}: beta1 and beta2 must be in [0, 1)", k("optimizer"));

@@ -23,8 +23,8 @@ use crate::experiment::config::ExperimentConfig;
 use crate::experiment::grid::RunSpec;
 use crate::experiment::provenance;
 use crate::experiment::resume::{self, global_step, Position};
-use crate::experiment::stage_data::StageData;
-use crate::experiment::summary::{stage_results, StageTiming, Summary};
+use crate::experiment::stage_data::{RolloutBuffer, StageData};
+use crate::experiment::summary::{final_backspace, stage_results, StageTiming, Summary};
 use crate::metrics::{MetricsLog, Row};
 use crate::model::{rng_for, sub_seed, Dropout, Transformer};
 use crate::tasks::{Problem, Task};
@@ -80,6 +80,8 @@ struct Runner<'a, D: Backend> {
     /// Wall time of earlier sessions of this run (from the checkpoint).
     wall_before: f64,
     session_start: Instant,
+    /// The rollout buffer of the current stage, if it draws rollouts.
+    buffer: Option<RolloutBuffer>,
     _dev: std::marker::PhantomData<D>,
 }
 
@@ -145,6 +147,17 @@ impl<D: Backend> Runner<'_, D> {
             )?;
         }
         self.log(stage, step, &name, "loss", nll, elapsed_s)?;
+        self.log(
+            stage,
+            step,
+            &name,
+            "backspaces",
+            res.backspaces_per_answer(),
+            elapsed_s,
+        )?;
+        if let Some(f) = res.backspace.fix_rate() {
+            self.log(stage, step, &name, "fix_rate", f, elapsed_s)?;
+        }
         Ok(res)
     }
 
@@ -177,14 +190,25 @@ impl<D: Backend> Runner<'_, D> {
         Ok((res, nll))
     }
 
+    /// Saves a checkpoint at `pos`, preceded by the rollout buffer when
+    /// `pos` lies inside its refresh interval (a resumed run continues with
+    /// it); older buffers are removed once the checkpoint is written.
     fn save(&self, model: &Transformer<D>, opt: &AdamW<D>, pos: Position) -> Result<()> {
+        let needed = self
+            .buffer
+            .as_ref()
+            .filter(|b| b.stage == pos.stage && b.filled_at < pos.step_in_stage);
+        if let Some(b) = needed {
+            b.save(&self.dir)?;
+        }
         resume::save(
             &self.dir.join("checkpoint.safetensors"),
             self.cfg,
             model,
             opt,
             pos,
-        )
+        )?;
+        RolloutBuffer::remove_others(&self.dir, needed)
     }
 
     /// Trains stage `si` from `pos`; returns the new position, whether it
@@ -201,6 +225,14 @@ impl<D: Backend> Runner<'_, D> {
         let seed = self.cfg.experiment.seed;
         let data = StageData::open(&st.data, si, self.cfg.model.max_len)?;
         let objective = st.objective.build();
+        let rollouts = st.rollouts.as_ref().filter(|_| objective.uses_policy());
+        if let Some(rc) = rollouts {
+            // resumed between two refreshes: continue with the saved buffer
+            let start = pos.step_in_stage - pos.step_in_stage % rc.every;
+            if start < pos.step_in_stage && self.buffer.is_none() {
+                self.buffer = Some(RolloutBuffer::load(&self.dir, si, start)?);
+            }
+        }
         let (mut train_s, mut tokens) = (0.0, 0usize);
         let mut ema: Option<f64> = None;
         while pos.step_in_stage < st.steps {
@@ -209,7 +241,31 @@ impl<D: Backend> Runner<'_, D> {
                 return Ok((pos, true, train_s, tokens));
             }
             let t0 = Instant::now();
+            // (backspaces, finished) of a buffer refilled for this step,
+            // logged with the step's training rows (so a resumed run,
+            // which drops rows after its checkpoint, logs them once)
+            let mut refreshed = None;
             let lr = lr_at(pos.step_in_stage, st.steps, st.warmup(), st.lr, st.min_lr);
+            let policy = match rollouts {
+                Some(rc) => {
+                    let (b, fresh) = RolloutBuffer::refresh(
+                        self.buffer.take(),
+                        rc,
+                        self.task.as_ref(),
+                        model,
+                        seed,
+                        si,
+                        pos.step_in_stage,
+                        self.max_new,
+                    )
+                    .with_context(|| format!("stage {} step {}: rollouts", st.name, pos.step_in_stage))?;
+                    refreshed = fresh.then(|| b.stats());
+                    let rows = b.draw(seed, si, pos.step_in_stage, rc.batch_size);
+                    self.buffer = Some(b);
+                    rows
+                }
+                None => vec![],
+            };
             let batch = data
                 .batch(
                     self.task.as_ref(),
@@ -219,6 +275,8 @@ impl<D: Backend> Runner<'_, D> {
                     pos.step_in_stage,
                     st.batch_size,
                     self.max_new,
+                    objective.batch_kind(),
+                    &policy,
                 )
                 .with_context(|| {
                     format!(
@@ -251,6 +309,10 @@ impl<D: Backend> Runner<'_, D> {
                 ("grad_norm", stats.grad_norm),
             ] {
                 self.log(&name, gstep, "train", metric, value, pos.elapsed_s)?;
+            }
+            if let Some((bksp, finished)) = refreshed {
+                self.log(&name, gstep, "rollouts", "backspaces", bksp, pos.elapsed_s)?;
+                self.log(&name, gstep, "rollouts", "finished", finished, pos.elapsed_s)?;
             }
             let e = ema.map_or(stats.loss, |e| 0.95 * e + 0.05 * stats.loss);
             ema = Some(e);
@@ -398,6 +460,7 @@ pub fn run<D: Backend>(
         quiet: opts.quiet,
         wall_before: pos.wall_s,
         session_start,
+        buffer: None,
         _dev: std::marker::PhantomData,
     };
     if let Some(step) = resume_step {
@@ -494,6 +557,7 @@ pub fn run<D: Backend>(
     let rows = crate::metrics::read(&dir.join("metrics.csv"))?;
     let probe_cfgs: Vec<ProbeConfig> = r.probes.iter().map(|p| p.cfg.clone()).collect();
     let (after_stage, timings): (_, Vec<StageTiming>) = stage_results(cfg, &probe_cfgs, &rows);
+
     let final_em = after_stage
         .get(&cfg.stages[cfg.stages.len() - 1].name)
         .cloned()
@@ -514,6 +578,7 @@ pub fn run<D: Backend>(
         threads: provenance::rayon_threads(),
         num_params: model.num_params(),
         exact_match: final_em,
+        backspace: final_backspace(cfg, &probe_cfgs, &rows),
         n: final_n,
         val_loss,
         after_stage,

@@ -42,6 +42,12 @@ pub struct Summary {
     pub n: BTreeMap<String, usize>,
     /// Teacher-forced validation NLL after the last stage.
     pub val_loss: f64,
+    /// Backspace metrics per probe after the last stage:
+    /// `backspace[probe]["backspaces"]` (mean `<bksp>` per answer) and
+    /// `["fix_rate"]` (share of deletions that removed a wrong token; absent
+    /// without deletions).
+    #[serde(default)]
+    pub backspace: BTreeMap<String, BTreeMap<String, f64>>,
     /// Accuracy per stage per probe: `after_stage[stage][probe]` (the forgetting table).
     pub after_stage: BTreeMap<String, BTreeMap<String, f64>>,
     pub stages: Vec<StageTiming>,
@@ -50,6 +56,38 @@ pub struct Summary {
     /// Examples of wrong answers of the report probe (`test` if there is
     /// one): (prompt, expected, got), from the evaluation after the last stage.
     pub wrong_examples: Vec<(String, String, String)>,
+}
+
+/// Names of the per-probe backspace metrics kept in the summary.
+pub const BACKSPACE_METRICS: [&str; 2] = ["backspaces", "fix_rate"];
+
+/// Each probe's [`BACKSPACE_METRICS`] at the end of the last stage.
+pub fn final_backspace(
+    cfg: &ExperimentConfig,
+    probes: &[ProbeConfig],
+    rows: &[Row],
+) -> BTreeMap<String, BTreeMap<String, f64>> {
+    let (si, st) = (cfg.stages.len() - 1, &cfg.stages[cfg.stages.len() - 1]);
+    let end = global_step(cfg, si + 1, 0);
+    probes
+        .iter()
+        .map(|p| {
+            let m = BACKSPACE_METRICS
+                .iter()
+                .filter_map(|&metric| {
+                    rows.iter()
+                        .find(|r| {
+                            r.stage == st.name
+                                && r.step == end
+                                && r.split == p.name
+                                && r.metric == metric
+                        })
+                        .map(|r| (metric.to_string(), r.value))
+                })
+                .collect();
+            (p.name.clone(), m)
+        })
+        .collect()
 }
 
 /// The forgetting table (`after_stage[stage][probe]` = the probe's

@@ -18,9 +18,10 @@
 //!
 //! `results/<name>/summary.csv` has one row per finished run; columns:
 //! `run_id, index, axis:<path>... , seed, final:<split>..., after:<stage>:<split>...,
-//! val_loss, wall_s, ms_per_step, tokens_per_s, num_params, git_commit, rewind_version`
+//! backspaces:<split>..., fix_rate:<split>..., val_loss, wall_s, ms_per_step, tokens_per_s, num_params, git_commit, rewind_version`
 //! (`final:` = exact match after the last stage; `after:` = after each stage,
-//! the forgetting table).
+//! the forgetting table); `backspaces:` and `fix_rate:` after the last stage (`<bksp>` per answer; share of deletions that
+//! removed a wrong token, empty without deletions).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -34,7 +35,7 @@ pub use crate::experiment::grid::{
     expand, parse_shard, run_id, shard, value_text, Axis, RunSpec, Sweep,
 };
 use crate::experiment::run::{run, RunOptions};
-use crate::experiment::summary::Summary;
+use crate::experiment::summary::{Summary, BACKSPACE_METRICS};
 
 /// How a sweep is run.
 #[derive(Clone, Debug, Default)]
@@ -183,6 +184,9 @@ pub fn write_summary(sweep: &Sweep, root: &Path) -> Result<(PathBuf, Vec<String>
     for st in &stages {
         header.extend(splits.iter().map(|s| format!("after:{st}:{s}")));
     }
+    for m in BACKSPACE_METRICS {
+        header.extend(splits.iter().map(|s| format!("{m}:{s}")));
+    }
     for c in [
         "val_loss",
         "wall_s",
@@ -207,6 +211,13 @@ pub fn write_summary(sweep: &Sweep, root: &Path) -> Result<(PathBuf, Vec<String>
                 splits
                     .iter()
                     .map(|sp| opt(s.after_stage.get(st).and_then(|m| m.get(sp)))),
+            );
+        }
+        for m in BACKSPACE_METRICS {
+            rec.extend(
+                splits
+                    .iter()
+                    .map(|sp| opt(s.backspace.get(sp).and_then(|b| b.get(m)))),
             );
         }
         let steps: u64 = s.stages.iter().map(|t| t.steps).sum();

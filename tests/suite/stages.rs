@@ -246,3 +246,73 @@ name = "test_em"
         .iter()
         .any(|r| r.2 == "test_em" && r.3 == "exact_match"));
 }
+
+/// TINY with a SequenceMatch second stage: noised task data and a rollout
+/// buffer refreshed every 5 steps.
+fn sequencematch_config(divergence: &str, noise: &str) -> String {
+    let c = TINY.replace(
+        "[[stages]]\nname = \"finetune\"\nobjective = { kind = \"mle\" }",
+        &format!(
+            "[[stages]]\nname = \"finetune\"\nobjective = {{ kind = \"sequencematch\", divergence = \"{divergence}\", alpha = 0.5, gamma = 0.9, lambda = 0.5 }}\ndata = {{ source = \"task\", noise = {{ kind = \"{noise}\", p = 0.3 }} }}\nrollouts = {{ buffer = 16, every = 5, batch_size = 4 }}"
+        ),
+    );
+    assert_ne!(c, TINY, "TINY's second stage was not found");
+    c
+}
+
+#[test]
+fn sequencematch_stage_trains_on_noised_data_and_rollouts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = sequencematch_config("chi2_mix", "ground_truth");
+    let cfg = RunSpec::single(&ExperimentConfig::from_toml(&text).unwrap()).unwrap();
+    let s = run(
+        &cfg,
+        rewind::model::device::default_device(),
+        "cpu",
+        &opts(tmp.path(), None),
+    )
+    .unwrap()
+    .unwrap();
+    let rows = rows(&run_dir(&cfg, tmp.path()));
+    // two refreshes of the buffer (steps 0 and 5 of the stage)
+    let refreshes = rows
+        .iter()
+        .filter(|r| r.0 == "finetune" && r.2 == "rollouts" && r.3 == "backspaces")
+        .count();
+    assert_eq!(refreshes, 2);
+    let losses: Vec<f64> = rows
+        .iter()
+        .filter(|r| r.0 == "finetune" && r.2 == "train" && r.3 == "loss")
+        .map(|r| r.4)
+        .collect();
+    assert_eq!(losses.len(), 10);
+    assert!(losses.iter().all(|l| l.is_finite()));
+    // every probe reports its backspace usage after the last stage
+    for split in ["val", "test", "long"] {
+        assert!(s.backspace[split].contains_key("backspaces"), "{split}");
+    }
+}
+
+#[test]
+fn sequencematch_stage_resumes_bit_for_bit() {
+    // stopped in the first stage, then between two refreshes of the
+    // rollout buffer (its checkpoint saves the buffer)
+    let text = sequencematch_config("kl", "random");
+    assert_resume_is_exact_for(&text, &[27, 31]);
+}
+
+#[test]
+fn bad_sequencematch_settings_name_the_key() {
+    let text = sequencematch_config("js", "none").replace("every = 5, batch_size", "every = 0, batch_size");
+    let err = ExperimentConfig::from_toml(&text).unwrap_err().to_string();
+    assert!(err.contains("stages[1].rollouts.every = 0"), "{err}");
+    let text = sequencematch_config("js", "none").replace("gamma = 0.9", "gamma = 1.5");
+    let err = ExperimentConfig::from_toml(&text).unwrap_err().to_string();
+    assert!(err.contains("stages[1].objective.gamma = 1.5"), "{err}");
+    let text = sequencematch_config("js", "none").replace("p = 0.3", "p = 2");
+    let err = ExperimentConfig::from_toml(&text).unwrap_err().to_string();
+    assert!(err.contains("stages[1].data.noise.p = 2"), "{err}");
+    let text = sequencematch_config("hellinger", "none");
+    let err = format!("{:#}", ExperimentConfig::from_toml(&text).unwrap_err());
+    assert!(err.contains("hellinger"), "{err}");
+}
