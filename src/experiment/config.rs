@@ -74,7 +74,7 @@ pub struct StageConfig {
     /// path = "data/x/train_pos.jsonl" }` (a JSONL dataset of prompt /
     /// completion lines, e.g. from `rewind data countdown`), or
     /// `{ source = "rollouts" }` (completions sampled from the current model).
-    #[serde(default, skip_serializing_if = "DataSourceConfig::is_task")]
+    #[serde(default)]
     pub data: DataSourceConfig,
     /// Rollouts of the current model that supply the policy transitions of
     /// a `sequencematch` objective: `{ buffer = 256, every = 50, batch_size

@@ -103,11 +103,24 @@ fn lookup<'a>(root: &'a mut toml::Value, path: &str) -> Result<&'a mut toml::Val
 }
 
 /// A value as it appears in labels and CSV cells: strings bare, lists
-/// joined by `+` (`["add", "sub"]` -> `add+sub`).
+/// joined by `+` (`["add", "sub"]` -> `add+sub`), tables as their values
+/// joined by `-`, `kind` first, then by key (`{ kind = "sequencematch",
+/// divergence = "kl", lambda = 0.5 }` -> `sequencematch-kl-0.5`).
 pub fn value_text(v: &toml::Value) -> String {
     match v {
         toml::Value::String(s) => s.clone(),
         toml::Value::Array(a) => a.iter().map(value_text).collect::<Vec<_>>().join("+"),
+        toml::Value::Table(t) => {
+            let kind = t.get("kind").map(value_text);
+            kind.into_iter()
+                .chain(
+                    t.iter()
+                        .filter(|(k, _)| k.as_str() != "kind")
+                        .map(|(_, v)| value_text(v)),
+                )
+                .collect::<Vec<_>>()
+                .join("-")
+        }
         other => other.to_string(),
     }
 }

@@ -47,7 +47,7 @@ pub enum DataSourceConfig {
     /// undone by `<bksp>`: `noise = { kind = "random" | "ground_truth",
     /// p = 0.1 }` (see `data::noise`).
     Task {
-        #[serde(default, skip_serializing_if = "NoiseConfig::is_none")]
+        #[serde(default)]
         noise: NoiseConfig,
     },
     /// A JSONL file of `{"prompt", "completion", "correct"?}` lines (the

@@ -131,7 +131,7 @@ impl BlockParam {
 }
 
 /// GPT-2's initial weight scale.
-const INIT_STD: f32 = 0.02;
+pub(crate) const INIT_STD: f32 = 0.02;
 
 /// Block parameters per layer.
 const PER_BLOCK: usize = BlockParam::ALL.len();

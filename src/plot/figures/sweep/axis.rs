@@ -7,17 +7,74 @@ use crate::plot::figures::ACC_RANGE;
 
 use super::summary::{Run, Sweep};
 
-/// Final exact match against axis `a`: one panel per `final:` split with
+/// Which final metric an axis figure shows.
+#[derive(Clone, Copy)]
+pub(super) enum Column {
+    /// The `final:<split>` columns (exact match or the probe's grader).
+    Final,
+    /// The `<metric>:<split>` columns of one of `EXTRA_METRICS`.
+    Extra(&'static str),
+}
+
+impl Column {
+    /// Its columns: (split name, value of run `r`), in summary order.
+    fn columns(self, sweep: &Sweep) -> Vec<(String, Box<dyn Fn(&Run) -> Option<f64> + '_>)> {
+        match self {
+            Column::Final => (0..sweep.finals.len())
+                .map(|s| {
+                    let f: Box<dyn Fn(&Run) -> Option<f64>> = Box::new(move |r: &Run| r.finals[s]);
+                    (sweep.finals[s].clone(), f)
+                })
+                .collect(),
+            Column::Extra(metric) => (0..sweep.extras.len())
+                .filter(|&s| sweep.extras[s].0 == metric)
+                .map(|s| {
+                    let f: Box<dyn Fn(&Run) -> Option<f64>> = Box::new(move |r: &Run| r.extras[s]);
+                    (sweep.extras[s].1.clone(), f)
+                })
+                .collect(),
+        }
+    }
+
+    /// Panel title for a split, y label and fixed y range.
+    fn labels(self, split: &str) -> (String, String, Option<(f64, f64)>) {
+        match self {
+            Column::Final => (
+                format!("Final exact match ({split})"),
+                "exact match".into(),
+                Some(ACC_RANGE),
+            ),
+            Column::Extra("fix_rate") => (
+                format!("Fix rate ({split})"),
+                "deletions of a wrong token".into(),
+                Some(ACC_RANGE),
+            ),
+            Column::Extra("backspaces") => (
+                format!("<bksp> per answer ({split})"),
+                "backspaces".into(),
+                None,
+            ),
+            Column::Extra(m) => (format!("{m} ({split})"), m.into(), None),
+        }
+    }
+}
+
+/// A final metric (`column`) against axis `a`: one panel per split with
 /// data, one line per combination of the other non-seed axes (mean over
-/// seeds, min-max band). `None` when there is no final accuracy at all.
-pub(super) fn axis_figure(sweep: &Sweep, a: usize) -> Option<(Vec<LinePlot>, FigureOptions)> {
+/// seeds, min-max band). `None` when no run has a value.
+pub(super) fn axis_figure(
+    sweep: &Sweep,
+    a: usize,
+    column: Column,
+) -> Option<(Vec<LinePlot>, FigureOptions)> {
     let axis = &sweep.axes[a];
-    let splits: Vec<usize> = (0..sweep.finals.len())
+    let columns = column.columns(sweep);
+    let splits: Vec<usize> = (0..columns.len())
         .filter(|&s| {
             sweep
                 .runs
                 .iter()
-                .any(|r| r.finals[s].is_some_and(f64::is_finite))
+                .any(|r| (columns[s].1)(r).is_some_and(f64::is_finite))
         })
         .collect();
     if splits.is_empty() {
@@ -57,7 +114,7 @@ pub(super) fn axis_figure(sweep: &Sweep, a: usize) -> Option<(Vec<LinePlot>, Fig
                 let Some(x) = axis.position(&r.axis_values[a]) else {
                     continue;
                 };
-                let Some(v) = r.finals[s].filter(|v| v.is_finite()) else {
+                let Some(v) = (columns[s].1)(r).filter(|v| v.is_finite()) else {
                     continue;
                 };
                 match cells.iter_mut().find(|c| c.0 == x) {
@@ -87,13 +144,14 @@ pub(super) fn axis_figure(sweep: &Sweep, a: usize) -> Option<(Vec<LinePlot>, Fig
             }
             counts.extend(cells.iter().map(|c| c.1.len()));
         }
+        let (title, y_label, y_range) = column.labels(&columns[s].0);
         plots.push(LinePlot {
-            title: format!("Final exact match ({})", sweep.finals[s]),
+            title,
             x_label: axis.path.clone(),
-            y_label: "exact match".into(),
+            y_label,
             series,
             bands,
-            y_range: Some(ACC_RANGE),
+            y_range,
             ..Default::default()
         });
     }

@@ -15,7 +15,7 @@ mod curves;
 mod forgetting;
 mod summary;
 
-use axis::axis_figure;
+use axis::{axis_figure, Column};
 use curves::curves;
 use forgetting::forgetting;
 use summary::read_summary;
@@ -31,7 +31,9 @@ use summary::read_summary;
 ///   against the axis's value, one panel per `final:<split>` column, one line
 ///   per combination of the other non-seed axes, the mean over seeds with a
 ///   min-max band (log x for positive numbers spanning 10x or more,
-///   categories for strings and booleans);
+///   categories for strings and booleans); likewise `axis_<axis>_backspaces`
+///   and `axis_<axis>_fix_rate` from the `backspaces:` / `fix_rate:`
+///   columns when any run has them;
 /// - `forgetting`: a heatmap of the exact match after each stage
 ///   (`after:<stage>:<split>` columns; the `final:` columns if there are
 ///   none), one row per run, runs of one configuration together.
@@ -60,15 +62,22 @@ pub fn plot_sweep(results_dir: &Path) -> Result<Vec<PathBuf>> {
         if axis.is_seed {
             continue;
         }
-        let Some((plots, opts)) = axis_figure(&sweep, a) else {
-            continue;
-        };
-        let mut stem = format!("axis_{}", sanitise(&axis.path));
-        if stems.contains(&stem) {
-            stem = format!("{stem}_{a}");
+        let families = std::iter::once((Column::Final, String::new())).chain(
+            summary::EXTRA_METRICS
+                .iter()
+                .map(|&m| (Column::Extra(m), format!("_{m}"))),
+        );
+        for (column, suffix) in families {
+            let Some((plots, opts)) = axis_figure(&sweep, a, column) else {
+                continue;
+            };
+            let mut stem = format!("axis_{}{suffix}", sanitise(&axis.path));
+            if stems.contains(&stem) {
+                stem = format!("{stem}_{a}");
+            }
+            stems.push(stem.clone());
+            write_both(&stem, &|out| panels_with(&plots, &opts, out))?;
         }
-        stems.push(stem.clone());
-        write_both(&stem, &|out| panels_with(&plots, &opts, out))?;
     }
 
     let table = forgetting(&sweep);

@@ -54,6 +54,9 @@ pub(super) struct Run {
     pub(super) finals: Vec<Option<f64>>,
     /// `after:<stage>:<split>` values, one per `Sweep::afters`.
     pub(super) afters: Vec<Option<f64>>,
+    /// `<metric>:<split>` values of [`EXTRA_METRICS`], one per
+    /// `Sweep::extras`.
+    pub(super) extras: Vec<Option<f64>>,
     /// All axis values, seeds last: `lr=0.001 divergence=kl seed=1`.
     pub(super) label: String,
     /// The non-seed axis values (the configuration); empty without axes.
@@ -66,8 +69,15 @@ pub(super) struct Sweep {
     pub(super) finals: Vec<String>,
     /// `(stage, split)` of the `after:` columns.
     pub(super) afters: Vec<(String, String)>,
+    /// `(metric, split)` of the `<metric>:<split>` columns of
+    /// [`EXTRA_METRICS`] (`fix_rate:test`).
+    pub(super) extras: Vec<(String, String)>,
     pub(super) runs: Vec<Run>,
 }
+
+/// Per-split final metrics besides exact match that a summary may carry
+/// (`backspaces:<split>`, `fix_rate:<split>`).
+pub(super) const EXTRA_METRICS: [&str; 2] = ["backspaces", "fix_rate"];
 
 fn summary_error(path: &Path, e: csv::Error) -> anyhow::Error {
     let what = match e.kind() {
@@ -109,6 +119,8 @@ pub(super) fn read_summary(path: &Path) -> Result<Sweep> {
     let mut after_cols = Vec::new();
     let mut finals = Vec::new();
     let mut afters = Vec::new();
+    let mut extra_cols = Vec::new();
+    let mut extras = Vec::new();
     let mut axis_paths = Vec::new();
     for (i, h) in header.iter().enumerate() {
         if let Some(path) = h.strip_prefix("axis:") {
@@ -123,6 +135,12 @@ pub(super) fn read_summary(path: &Path) -> Result<Sweep> {
             };
             after_cols.push(i);
             afters.push((stage.to_string(), split.to_string()));
+        } else if let Some((metric, split)) = h
+            .split_once(':')
+            .filter(|(m, _)| EXTRA_METRICS.contains(m))
+        {
+            extra_cols.push(i);
+            extras.push((metric.to_string(), split.to_string()));
         }
     }
 
@@ -161,6 +179,10 @@ pub(super) fn read_summary(path: &Path) -> Result<Sweep> {
                 .map(|&i| number(i))
                 .collect::<Result<_>>()?,
             afters: after_cols
+                .iter()
+                .map(|&i| number(i))
+                .collect::<Result<_>>()?,
+            extras: extra_cols
                 .iter()
                 .map(|&i| number(i))
                 .collect::<Result<_>>()?,
@@ -224,6 +246,7 @@ pub(super) fn read_summary(path: &Path) -> Result<Sweep> {
         axes,
         finals,
         afters,
+        extras,
         runs,
     })
 }
