@@ -14,7 +14,8 @@ use crate::data::dataset::{Dataset, LabelFilter};
 use crate::data::vocab::{self, EOS};
 use crate::data::{Batch, Example, TrainBatch};
 use crate::eval::probe::grade;
-use crate::eval::{generate, DecoderConfig, Decoding, GraderKind};
+use crate::eval::{generate_cached, DecoderConfig, Decoding, GraderKind};
+use crate::model::decode::CachedDecoder;
 use crate::model::{rng_for, Transformer};
 use crate::tasks::Task;
 use crate::train::Backend;
@@ -163,7 +164,8 @@ impl StageData {
                 grader,
             } => {
                 let mut rng = rng_for(seed, &format!("rollout/{si}/{step}"));
-                let dev = model.param(0).device().clone();
+                // the model in decoding mode, once for every try
+                let decoder = CachedDecoder::new(model);
                 let mut kept = Vec::new();
                 for _ in 0..ROLLOUT_TRIES {
                     let problems = (0..batch_size)
@@ -173,7 +175,7 @@ impl StageData {
                         .iter()
                         .map(|p| vocab::encode(&p.prompt))
                         .collect::<Result<Vec<_>, _>>()?;
-                    let gens = generate(model, &dev, &prompts, max_new, *decoding, &mut rng);
+                    let gens = generate_cached(&decoder, &prompts, max_new, *decoding, &mut rng);
                     for ((p, prompt), g) in problems.iter().zip(&prompts).zip(gens) {
                         let correct =
                             g.finished && grade(task, *grader, p, &vocab::decode(&g.output)?)?;
