@@ -364,6 +364,9 @@ pub struct GenerateReport {
     pub tokens: usize,
     /// `<bksp>` actions per call (mean over the timed calls).
     pub backspaces: f64,
+    /// CPU time of the process over wall time during the timed calls (how
+    /// many cores were kept busy; Linux only).
+    pub cpu_per_wall: Option<f64>,
 }
 
 impl GenerateReport {
@@ -380,7 +383,7 @@ impl GenerateReport {
             "model: vocab {} d_model {} heads {} layers {} ff {}; batch {} x (prompt {} + {} new \
              tokens), sampling at temperature 1; threads {}\n\
              generate: median {:.2} ms (min {lo:.2}, max {hi:.2}) over {} calls after {} warm-up; \
-             {} new tokens per call, {:.1} of them <bksp>\n\
+             {} new tokens per call, {:.1} of them <bksp>; CPU time / wall time {}\n\
              generate_ms={:.3}\n\
              generate_tokens_per_s={:.1}",
             o.vocab,
@@ -397,6 +400,8 @@ impl GenerateReport {
             o.warmup,
             self.tokens,
             self.backspaces,
+            self.cpu_per_wall
+                .map_or("unknown".to_string(), |r| format!("{r:.2}")),
             self.median_ms,
             self.tokens_per_s(),
         )
@@ -447,8 +452,12 @@ pub fn bench_generate(opts: &GenerateBench) -> Result<GenerateReport> {
     };
     let mut rng = rng_for(0, "bench-generate-sampling");
     let (mut call_ms, mut backspaces, mut tokens) = (vec![], 0usize, 0usize);
+    let (mut cpu0, mut wall0) = (None, Instant::now());
     pool.install(|| {
         for i in 0..opts.warmup + opts.iters {
+            if i == opts.warmup {
+                (cpu0, wall0) = (process_cpu_s(), Instant::now());
+            }
             let t0 = Instant::now();
             let gens = generate_cached(&decoder, &prompts, opts.new_tokens, decoding, &mut rng);
             let ms = t0.elapsed().as_secs_f64() * 1e3;
@@ -460,6 +469,8 @@ pub fn bench_generate(opts: &GenerateBench) -> Result<GenerateReport> {
             }
         }
     });
+    let wall = wall0.elapsed().as_secs_f64();
+    let cpu_per_wall = cpu0.zip(process_cpu_s()).map(|(a, b)| (b - a) / wall);
     ensure!(
         tokens == opts.batch * opts.new_tokens,
         "a row stopped early ({tokens} new tokens)"
@@ -470,7 +481,20 @@ pub fn bench_generate(opts: &GenerateBench) -> Result<GenerateReport> {
         backspaces: backspaces as f64 / call_ms.len() as f64,
         call_ms,
         tokens,
+        cpu_per_wall,
     })
+}
+
+/// User + system CPU seconds of this process so far, every thread
+/// included (`/proc/self/stat`, in the kernel's 100 Hz user ticks), or
+/// None where that file is missing.
+fn process_cpu_s() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // fields after the parenthesised command name: state is field 3, utime 14, stime 15
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
 }
 
 /// `rewind bench ...`: timings for the performance table (README, Performance).
