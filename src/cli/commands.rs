@@ -5,10 +5,11 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 
 use crate::data::vocab;
-use crate::eval::{generate, Decoding};
+use crate::eval::{generate_cached, Decoding};
 use crate::experiment::config::ExperimentConfig;
 use crate::experiment::run::{run, RunOptions};
 use crate::experiment::sweep::{self, RunSpec, SweepOptions};
+use crate::model::decode::CachedDecoder;
 use crate::model::device;
 use crate::model::rng_for;
 use crate::tasks::registry;
@@ -264,20 +265,14 @@ pub fn sample_command(
         Decoding::Greedy
     };
     let mut rng = rng_for(seed, "sample");
+    let decoder = CachedDecoder::new(&model);
     for text in prompts {
         let (prompt, expected) = task
             .user_prompt(text)
             .with_context(|| format!("prompt {text:?}"))?;
         let ids = vocab::encode(&prompt)?;
         let budget = task.max_answer_len() + 4;
-        for g in generate(
-            &model,
-            &dev,
-            &vec![ids; num.max(1)],
-            budget,
-            decoding,
-            &mut rng,
-        ) {
+        for g in generate_cached(&decoder, &vec![ids; num.max(1)], budget, decoding, &mut rng) {
             let out = vocab::decode(&g.output)?;
             let verdict = match &expected {
                 Some(e) if g.finished && &out == e => format!("correct; expected {e}"),

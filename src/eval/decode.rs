@@ -78,7 +78,25 @@ fn state_batch(states: &[Vec<u32>]) -> Batch {
     }
 }
 
+/// The next token: [`pick_with`] on a fresh uniform draw from `rng` when
+/// sampling (exactly one draw), none when greedy.
 fn pick(logits: &[f32], decoding: Decoding, rng: &mut StdRng) -> u32 {
+    pick_with(logits, decoding, draw(decoding, rng))
+}
+
+/// The uniform number [`pick_with`] needs: one draw from `rng` when
+/// sampling, none (0) when greedy.
+fn draw(decoding: Decoding, rng: &mut StdRng) -> f64 {
+    match decoding {
+        Decoding::Greedy => 0.0,
+        Decoding::Sample { .. } => rng.gen::<f64>(),
+    }
+}
+
+/// The next token given the logits and, when sampling, a uniform number
+/// `u` in `[0, 1)` (ignored when greedy): the first token at which the
+/// running sum of the weights reaches `u` times their total.
+fn pick_with(logits: &[f32], decoding: Decoding, u: f64) -> u32 {
     match decoding {
         Decoding::Greedy => {
             let mut best = 0;
@@ -99,7 +117,7 @@ fn pick(logits: &[f32], decoding: Decoding, rng: &mut StdRng) -> u32 {
                 nucleus(&mut w, top_p as f64);
             }
             let total: f64 = w.iter().sum();
-            let mut u = rng.gen::<f64>() * total;
+            let mut u = u * total;
             for (i, wi) in w.iter().enumerate() {
                 u -= wi;
                 if u <= 0.0 {
@@ -155,7 +173,10 @@ fn empty_generations(n: usize) -> Vec<Generation> {
 /// per active row per step, in row order).
 ///
 /// Decodes with a key/value cache ([`generate_cached`]) on a host copy of
-/// the weights; gives the same generations as [`generate_uncached`].
+/// the weights made for this call; gives the same generations as
+/// [`generate_uncached`]. To decode several batches with the same weights,
+/// build one [`CachedDecoder`] and call [`generate_cached`] for each: the
+/// copy is then made once.
 pub fn generate<D: Backend>(
     model: &Transformer<D>,
     dev: &D,
@@ -170,7 +191,28 @@ pub fn generate<D: Backend>(
 
 /// [`generate`] with an already built [`CachedDecoder`] (build it once per
 /// set of weights to decode many batches).
+///
+/// Each step is one parallel pass over the active rows
+/// ([`CachedDecoder::push_then`]): the token picked for a row at the step
+/// before is run through the model, then the row's next token is picked
+/// from its logits. The uniform numbers for sampling are drawn from `rng`
+/// before the pass, one per active row in row order, so the generations
+/// do not depend on the thread count.
 pub fn generate_cached(
+    decoder: &CachedDecoder,
+    prompts: &[Vec<u32>],
+    max_new: usize,
+    decoding: Decoding,
+    rng: &mut StdRng,
+) -> Vec<Generation> {
+    decoder.run(prompts.len(), || {
+        generate_on(decoder, prompts, max_new, decoding, rng)
+    })
+}
+
+/// [`generate_cached`] on the calling thread (which may split the steps
+/// over the pool).
+fn generate_on(
     decoder: &CachedDecoder,
     prompts: &[Vec<u32>],
     max_new: usize,
@@ -192,42 +234,43 @@ pub fn generate_cached(
         row.reserve(max_new.min(max_len - row.len()));
         rows[*r] = Some(row);
     }
-    // Token pushed on the previous step and not yet run through the model:
+    // Token picked on the previous step and not yet run through the model:
     // the work is done at the start of the next step, only for rows still
     // active then, so the last step costs nothing.
     let mut pending: Vec<Option<u32>> = vec![None; prompts.len()];
-    let len = |r: usize, rows: &[Option<RowCache>], pending: &[Option<u32>]| {
-        rows[r].as_ref().map_or(usize::MAX, RowCache::len) + pending[r].is_some() as usize
-    };
     for _ in 0..max_new {
         let active: Vec<usize> = (0..prompts.len())
-            .filter(|&r| !gens[r].finished && len(r, &rows, &pending) < max_len)
+            .filter(|&r| {
+                let len = rows[r].as_ref().map_or(usize::MAX, RowCache::len)
+                    + pending[r].is_some() as usize;
+                !gens[r].finished && len < max_len
+            })
             .collect();
         if active.is_empty() {
             break;
         }
-        let mut batch: Vec<&mut RowCache> = vec![];
-        let mut toks = vec![];
+        let draws: Vec<f64> = active.iter().map(|_| draw(decoding, rng)).collect();
+        let mut toks = Vec::with_capacity(active.len());
+        let mut batch: Vec<&mut RowCache> = Vec::with_capacity(active.len());
+        let mut next = active.iter().peekable();
         for (r, row) in rows.iter_mut().enumerate() {
-            if let (Some(row), Some(t)) = (row.as_mut(), pending[r]) {
-                if active.binary_search(&r).is_ok() {
-                    batch.push(row);
-                    toks.push(t);
-                    pending[r] = None;
-                }
+            if next.next_if_eq(&&r).is_some() {
+                batch.push(row.as_mut().expect("active rows are prefilled"));
+                toks.push(pending[r].take());
             }
         }
-        decoder.push_many(&mut batch, &toks);
-        for &r in &active {
-            let row = rows[r].as_mut().expect("active rows are prefilled");
-            let tok = pick(row.logits(), decoding, rng);
+        let picks = decoder.push_then(&mut batch, &toks, |i, row| {
+            pick_with(row.logits(), decoding, draws[i])
+        });
+        drop(batch);
+        for (&r, tok) in active.iter().zip(picks) {
             if tok == EOS {
                 gens[r].finished = true;
                 continue;
             }
             gens[r].actions.push(tok);
             if tok == BKSP {
-                row.pop(); // never below the prompt
+                rows[r].as_mut().expect("active").pop(); // never below the prompt
             } else {
                 pending[r] = Some(tok);
             }

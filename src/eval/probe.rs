@@ -22,9 +22,7 @@ use serde::{Deserialize, Serialize};
 use super::decode::{generate_cached, Decoding};
 use crate::data::vocab::{self, BKSP};
 use crate::model::decode::CachedDecoder;
-use crate::model::Transformer;
 use crate::tasks::{Problem, Task};
-use crate::train::Backend;
 
 /// How completions are decoded.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -313,10 +311,11 @@ pub fn grade(
 }
 
 /// Runs `probe` on `problems`: decodes `samples()` completions of each with
-/// the cached decoder, in batches of `batch_size`, at most `max_new` actions
-/// each; sample `k` of every problem draws from `rngs(k)`.
-pub fn run_probe<D: Backend>(
-    model: &Transformer<D>,
+/// `decoder` (the model in decoding mode: build it once per set of weights
+/// and run every probe with it), in batches of `batch_size`, at most
+/// `max_new` actions each; sample `k` of every problem draws from `rngs(k)`.
+pub fn run_probe(
+    decoder: &CachedDecoder,
     task: &dyn Task,
     problems: &[Problem],
     probe: &ProbeConfig,
@@ -324,7 +323,6 @@ pub fn run_probe<D: Backend>(
     batch_size: usize,
     rngs: impl Fn(usize) -> StdRng,
 ) -> Result<ProbeResult> {
-    let decoder = CachedDecoder::new(model);
     let samples = probe.decoder.samples();
     let mut res = ProbeResult {
         n: problems.len(),
@@ -343,7 +341,7 @@ pub fn run_probe<D: Backend>(
                 .map(|p| vocab::encode(&p.prompt))
                 .collect::<Result<Vec<_>, _>>()?;
             let gens = generate_cached(
-                &decoder,
+                decoder,
                 &prompts,
                 max_new,
                 probe.decoder.decoding(),

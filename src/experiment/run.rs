@@ -26,6 +26,7 @@ use crate::experiment::resume::{self, global_step, Position};
 use crate::experiment::stage_data::{RolloutBuffer, StageData};
 use crate::experiment::summary::{final_backspace, stage_results, StageTiming, Summary};
 use crate::metrics::{MetricsLog, Row};
+use crate::model::decode::CachedDecoder;
 use crate::model::{rng_for, sub_seed, Dropout, Transformer};
 use crate::tasks::{Problem, Task};
 use crate::train::checkpoint;
@@ -118,17 +119,20 @@ impl<D: Backend> Runner<'_, D> {
 
     /// Runs probe `i` on its first `limit` problems and logs its metrics
     /// (the grader's accuracy, pass@n for n > 1, and the teacher-forced
-    /// loss of the reference completions).
+    /// loss of the reference completions). `decoder` is `model` in decoding
+    /// mode (built once for all the probes run on the same weights).
+    #[allow(clippy::too_many_arguments)]
     fn probe(
         &mut self,
         model: &Transformer<D>,
+        decoder: &CachedDecoder,
         stage: &str,
         step: u64,
         i: usize,
         limit: usize,
         elapsed_s: f64,
     ) -> Result<ProbeResult> {
-        let (res, nll) = self.measure(model, i, limit)?;
+        let (res, nll) = self.measure(model, decoder, i, limit)?;
         let p = &self.probes[i];
         let (name, metric, n) = (
             p.cfg.name.clone(),
@@ -166,6 +170,7 @@ impl<D: Backend> Runner<'_, D> {
     fn measure(
         &self,
         model: &Transformer<D>,
+        decoder: &CachedDecoder,
         i: usize,
         limit: usize,
     ) -> Result<(ProbeResult, f64)> {
@@ -174,7 +179,7 @@ impl<D: Backend> Runner<'_, D> {
         let problems = &p.problems[..limit.min(p.problems.len())];
         // the same seeds after every stage: keyed by probe and sample only
         let res = run_probe(
-            model,
+            decoder,
             self.task.as_ref(),
             problems,
             &p.cfg,
@@ -322,7 +327,16 @@ impl<D: Backend> Runner<'_, D> {
             let last = pos.step_in_stage == st.steps;
             if !last && st.eval_every > 0 && pos.step_in_stage.is_multiple_of(st.eval_every) {
                 let limit = self.cfg.eval.val_during_training;
-                let res = self.probe(model, &name, gstep, self.monitor, limit, pos.elapsed_s)?;
+                let decoder = CachedDecoder::new(model);
+                let res = self.probe(
+                    model,
+                    &decoder,
+                    &name,
+                    gstep,
+                    self.monitor,
+                    limit,
+                    pos.elapsed_s,
+                )?;
                 self.say(format!(
                     "[{name}] step {gstep}: train loss {e:.4}, {} {} {:.1}% ({} questions)",
                     self.probes[self.monitor].cfg.name,
@@ -508,8 +522,18 @@ pub fn run<D: Backend>(
             tokens as f64 / train_s.max(1e-9),
             pos.elapsed_s,
         )?;
+        // one decoder (host copy of the weights) for every probe
+        let decoder = CachedDecoder::new(&model);
         for i in 0..r.probes.len() {
-            let res = r.probe(&model, &st.name, gstep, i, usize::MAX, pos.elapsed_s)?;
+            let res = r.probe(
+                &model,
+                &decoder,
+                &st.name,
+                gstep,
+                i,
+                usize::MAX,
+                pos.elapsed_s,
+            )?;
             let pc = &r.probes[i].cfg;
             r.say(format!(
                 "[{}] after stage: {} {} {:.1}% ({}/{})",
@@ -550,7 +574,12 @@ pub fn run<D: Backend>(
         Some(w) => w,
         // the last stage finished in an earlier session: the same probe,
         // same problems and seeds, gives the same answers again
-        None => r.measure(&model, report, usize::MAX)?.0.wrong_examples,
+        None => {
+            let decoder = CachedDecoder::new(&model);
+            r.measure(&model, &decoder, report, usize::MAX)?
+                .0
+                .wrong_examples
+        }
     };
     // per-stage results come from metrics.csv, the one record that
     // survives interrupted sessions

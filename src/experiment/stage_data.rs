@@ -368,6 +368,7 @@ impl StageData {
                 grader,
             } => {
                 let mut rng = rng_for(seed, &format!("rollout/{si}/{step}"));
+                // the model in decoding mode, once for every try
                 let decoder = CachedDecoder::new(model);
                 let mut kept = Vec::new();
                 for _ in 0..ROLLOUT_TRIES {

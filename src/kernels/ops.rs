@@ -334,7 +334,7 @@ simd! {
     /// Layer norm of the rows of `x` (`rows x d`): `xhat = (x - mean) / √(var + eps)`,
     /// `y = xhat * gain + bias`; `rstd` receives `1/√(var + eps)` per row.
     /// `xhat` may be empty (inference: not kept).
-    fn layer_norm_rows(
+    pub(crate) fn layer_norm_rows(
         x: &[f32],
         gain: &[f32],
         bias: &[f32],
@@ -516,7 +516,8 @@ pub(crate) fn col_sum(x: &[f32], d: usize) -> Vec<f32> {
 }
 
 simd! {
-    fn gelu_slice(x: &[f32], y: &mut [f32]) {
+    /// `y = gelu(x)` on the calling thread.
+    pub(crate) fn gelu_slice(x: &[f32], y: &mut [f32]) {
         for (y, &x) in y.iter_mut().zip(x) {
             *y = gelu(x);
         }
@@ -596,6 +597,61 @@ simd! {
             let s = dot(pr, dr);
             for j in 0..cols {
                 dr[j] = scale * pr[j] * (dr[j] - s);
+            }
+        }
+    }
+}
+
+simd! {
+    /// Softmax of each row of `s` (`rows x cols`) in place, with
+    /// [`masked_softmax`]'s arithmetic.
+    pub(crate) fn softmax_rows(s: &mut [f32], cols: usize) {
+        for row in s.chunks_exact_mut(cols) {
+            let mx = max(row);
+            for v in row.iter_mut() {
+                *v = exp(*v - mx);
+            }
+            let inv = 1.0 / sum(row);
+            for v in row.iter_mut() {
+                *v *= inv;
+            }
+        }
+    }
+}
+
+simd! {
+    /// `scores[hh * t + j] = scale · q_hh · k_j,hh` for every head `hh` and
+    /// position `j` of `keys` (`t x d`, position-major); `q` is one row of
+    /// `d`, heads side by side.
+    pub(crate) fn head_scores(q: &[f32], keys: &[f32], heads: usize, scale: f32, scores: &mut [f32]) {
+        let d = q.len();
+        let dh = d / heads;
+        let t = keys.len() / d;
+        for (j, kr) in keys.chunks_exact(d).enumerate() {
+            for hh in 0..heads {
+                let (c0, c1) = (hh * dh, (hh + 1) * dh);
+                scores[hh * t + j] = dot(&q[c0..c1], &kr[c0..c1]) * scale;
+            }
+        }
+    }
+}
+
+simd! {
+    /// `out[c] = Σ_j p[head(c) * t + j] · values[j][c]` for every column
+    /// `c` of `out` (`d`, heads of `d / heads` side by side), summing over
+    /// the positions `j` in order.
+    pub(crate) fn head_mix(p: &[f32], values: &[f32], heads: usize, out: &mut [f32]) {
+        let d = out.len();
+        let dh = d / heads;
+        let t = values.len() / d;
+        out.fill(0.0);
+        for (j, vr) in values.chunks_exact(d).enumerate() {
+            for hh in 0..heads {
+                let (c0, c1) = (hh * dh, (hh + 1) * dh);
+                let pj = p[hh * t + j];
+                for (o, &v) in out[c0..c1].iter_mut().zip(&vr[c0..c1]) {
+                    *o += pj * v;
+                }
             }
         }
     }

@@ -2,41 +2,72 @@
 //!
 //! [`CachedDecoder`] is the model in decoding mode: it copies a
 //! [`Transformer`]'s parameters to host memory once ([`HostParams`], the
-//! same packed copy the fused path reads; so it works for any device) and then runs the model one position at
-//! a time: each new token is embedded at position id = its index in the
-//! state, every block attends from that one position over the keys and
-//! values cached for the earlier positions of the state, and the new key and
-//! value are appended to the cache. `<bksp>` pops the last cache entry of
-//! every layer (and the logits stored for it), so undoing a token costs
-//! nothing and the next prediction needs no recomputation.
+//! same packed copy the fused path reads, so it works for any device),
+//! packs every weight matrix for few-row products ([`PackedLinear`]), and
+//! then runs the model one position at a time: each new token is embedded
+//! at position id = its index in the state, every block attends from that
+//! one position over the keys and values cached for the earlier positions
+//! of the state, and the new key and value are appended to the cache.
+//! `<bksp>` pops the last cache entry of every layer (and the logits stored
+//! for it), so undoing a token costs nothing and the next prediction needs
+//! no recomputation.
+//!
+//! A step of many rows ([`CachedDecoder::push_many`]) runs every linear
+//! layer (q/k/v, output projection, both feed-forward layers, the head) as
+//! one matrix product over the rows, and splits the rows over the threads
+//! of the current rayon pool. Every output element of those products is
+//! one multiply-add chain over its inputs in a fixed order, and attention
+//! and layer norm work row by row, so a row's numbers never depend on which
+//! rows are decoded with it or on the thread count.
 //!
 //! The state held by a [`RowCache`] is exactly the tokens present, which is
 //! what the full forward pass sees for a left-padded state (position ids
 //! `0..len`, padding masked out), so no mask is needed here. The numerics
-//! follow the dfdx forward pass op for op (layer norm with biased variance
-//! and eps 1e-5, dfdx 0.13's tanh `fast_gelu`, max-shifted softmax); only
-//! the summation order of the dot products differs, so logits agree with
+//! are the fused forward pass's (`super::fused`: the same matmul kernel's
+//! arithmetic, layer norm and GELU kernels, masked-softmax arithmetic); only
+//! the order of the attention sums differs, so logits agree with
 //! [`Transformer::forward`] to about 1e-6.
 
+use std::cell::RefCell;
+
 use dfdx::prelude::*;
+use rayon::prelude::*;
 
 use super::host::HostParams;
 use super::{ModelConfig, Transformer};
 use crate::data::vocab::BKSP;
+use crate::kernels::attend::attend_one;
+use crate::kernels::ops::{gelu_slice, layer_norm_rows};
+use crate::kernels::packed::PackedLinear;
 
-/// Fewest rows per thread in [`CachedDecoder::push_many`]: below this a
-/// step is too short to pay for spawning a thread.
-pub const ROWS_PER_THREAD: usize = 16;
+/// Fewest rows per thread in [`CachedDecoder::push_many`]: a thread's share
+/// of a step must outweigh handing it over (a few microseconds; one row of
+/// the quickstart model's step is about ten).
+pub const ROWS_PER_THREAD: usize = 2;
+
+/// One block's weight matrices, packed (biases included).
+struct PackedBlock {
+    qkv: PackedLinear,
+    wo: PackedLinear,
+    ff1: PackedLinear,
+    ff2: PackedLinear,
+}
 
 /// A model in decoding mode: a host copy of its parameters
-/// ([`HostParams`], shared with the fused path) run one position at a time.
+/// ([`HostParams`], shared with the fused path), its weight matrices packed
+/// for few-row products, run one position at a time.
 ///
-/// Build it once per set of weights ([`CachedDecoder::new`]); a model that
+/// Build it once per set of weights ([`CachedDecoder::new`]) and decode any
+/// number of batches with it (`crate::eval::generate_cached`); a model that
 /// changes afterwards (training) needs a new decoder.
 pub struct CachedDecoder {
     cfg: ModelConfig,
+    /// Embeddings and layer norms are read from here.
     w: HostParams,
-    threads: usize,
+    blocks: Vec<PackedBlock>,
+    head: PackedLinear,
+    /// Cap on the threads a step is split over (None: the current pool's).
+    threads: Option<usize>,
 }
 
 /// The decoding state of one sequence: its tokens, and for every layer the
@@ -120,25 +151,64 @@ impl RowCache {
 }
 
 impl CachedDecoder {
-    /// Copies `model`'s parameters to the host.
+    /// Copies `model`'s parameters to the host and packs them.
     pub fn new<D: Device<f32>>(model: &Transformer<D>) -> Self {
+        let w = HostParams::of(model);
+        let (d, f, v) = (w.d, w.f, w.v);
+        let blocks = w
+            .blocks
+            .iter()
+            .map(|b| PackedBlock {
+                qkv: PackedLinear::new(&b.wqkv, &b.bqkv, d, 3 * d),
+                wo: PackedLinear::new(&b.wo, &b.bo, d, d),
+                ff1: PackedLinear::new(&b.w1, &b.b1, d, f),
+                ff2: PackedLinear::new(&b.w2, &b.b2, f, d),
+            })
+            .collect();
+        let head = PackedLinear::new(&w.head_w, &w.head_b, d, v);
         Self {
             cfg: model.cfg.clone(),
-            w: HostParams::of(model),
-            threads: default_threads(),
+            w,
+            blocks,
+            head,
+            threads: None,
         }
     }
 
-    /// Caps the threads [`CachedDecoder::push_many`] may use (default:
-    /// `RAYON_NUM_THREADS` if set, else the available parallelism).
+    /// Caps the threads a step may be split over (default: every thread of
+    /// the current rayon pool, `RAYON_NUM_THREADS` for the global one).
+    /// The numbers do not depend on it.
     pub fn with_threads(mut self, threads: usize) -> Self {
-        self.threads = threads.max(1);
+        self.threads = Some(threads.max(1));
         self
     }
 
     /// The model's hyper-parameters.
     pub fn cfg(&self) -> &ModelConfig {
         &self.cfg
+    }
+
+    /// Into how many parts a step of `rows` rows is split: one per thread
+    /// of the current rayon pool (at most [`CachedDecoder::with_threads`]),
+    /// each of at least [`ROWS_PER_THREAD`] rows.
+    pub fn parts(&self, rows: usize) -> usize {
+        let threads = rayon::current_num_threads().min(self.threads.unwrap_or(usize::MAX));
+        threads.min(rows / ROWS_PER_THREAD).max(1)
+    }
+
+    /// Runs `f`, which decodes `rows` rows step after step, on a thread of
+    /// the current rayon pool if its steps will be split over threads (see
+    /// [`CachedDecoder::parts`]), else on the calling thread. A thread
+    /// outside the pool that splits work waits for the pool to finish on a
+    /// lock and is woken by the kernel every time; inside the pool, the
+    /// thread that splits a step takes a part of it itself, and the pool's
+    /// threads stay awake between the steps.
+    pub fn run<R: Send>(&self, rows: usize, f: impl FnOnce() -> R + Send) -> R {
+        if self.parts(rows) > 1 && rayon::current_thread_index().is_none() {
+            rayon::scope(|_| f())
+        } else {
+            f()
+        }
     }
 
     /// An empty state with no protected tokens.
@@ -213,48 +283,104 @@ impl CachedDecoder {
     }
 
     /// Appends `tokens[i]` to `rows[i]` for every `i`, running the rows
-    /// together so that every weight matrix is read once per step. Large
-    /// batches are split over threads (at least [`ROWS_PER_THREAD`] rows
-    /// each, see [`CachedDecoder::with_threads`]); every row's numbers are
-    /// the same however the batch is split.
+    /// together: every linear layer is one matrix product over the rows.
+    /// The rows are split over the current rayon pool's threads (see
+    /// [`CachedDecoder::parts`]); every row's numbers are the same however
+    /// the batch is made up or split.
     ///
     /// # Panics
     /// If a state already holds `max_len` tokens, or a token is outside the
     /// vocabulary.
     pub fn push_many(&self, rows: &mut [&mut RowCache], tokens: &[u32]) {
         assert_eq!(rows.len(), tokens.len(), "one token per row");
-        let n = rows.len();
-        let threads = self.threads.min(n / ROWS_PER_THREAD);
-        if threads <= 1 {
-            return self.push_chunk(rows, tokens);
-        }
-        let chunk = n.div_ceil(threads);
-        std::thread::scope(|s| {
-            let mut parts = rows.chunks_mut(chunk).zip(tokens.chunks(chunk));
-            let first = parts.next();
-            for (r, t) in parts {
-                s.spawn(move || self.push_chunk(r, t));
-            }
-            if let Some((r, t)) = first {
-                self.push_chunk(r, t);
-            }
-        });
+        let tokens: Vec<Option<u32>> = tokens.iter().map(|&t| Some(t)).collect();
+        self.push_then(rows, &tokens, |_, _| ());
     }
 
-    /// [`CachedDecoder::push_many`] on the current thread.
-    fn push_chunk(&self, rows: &mut [&mut RowCache], tokens: &[u32]) {
+    /// One decoding step: appends `tokens[i]` to `rows[i]` where it is
+    /// `Some`, then returns `then(i, rows[i])` for every row (e.g. picking
+    /// the next token from its logits), both in the same parallel pass as
+    /// [`CachedDecoder::push_many`].
+    ///
+    /// # Panics
+    /// As [`CachedDecoder::push_many`].
+    pub fn push_then<R: Send>(
+        &self,
+        rows: &mut [&mut RowCache],
+        tokens: &[Option<u32>],
+        then: impl Fn(usize, &RowCache) -> R + Sync,
+    ) -> Vec<R> {
+        assert_eq!(rows.len(), tokens.len(), "one token per row");
         let n = rows.len();
-        if n == 0 {
-            return;
+        let parts = self.parts(n);
+        if parts <= 1 {
+            return self.push_part(rows, tokens, 0, &then);
         }
+        let chunk = n.div_ceil(parts);
+        let outs: Vec<Vec<R>> = rows
+            .par_chunks_mut(chunk)
+            .zip(tokens.par_chunks(chunk))
+            .enumerate()
+            .map(|(c, (r, t))| self.push_part(r, t, c * chunk, &then))
+            .collect();
+        outs.into_iter().flatten().collect()
+    }
+
+    /// [`CachedDecoder::push_then`] on the calling thread, for rows whose
+    /// first has index `first` in the whole step.
+    fn push_part<R>(
+        &self,
+        rows: &mut [&mut RowCache],
+        tokens: &[Option<u32>],
+        first: usize,
+        then: &impl Fn(usize, &RowCache) -> R,
+    ) -> Vec<R> {
+        let (mut push, mut toks) = (vec![], vec![]);
+        for (row, t) in rows.iter_mut().zip(tokens) {
+            if let Some(t) = *t {
+                push.push(&mut **row);
+                toks.push(t);
+            }
+        }
+        if !push.is_empty() {
+            SCRATCH.with(|s| self.forward_rows(&mut push, &toks, &mut s.borrow_mut()));
+        }
+        rows.iter()
+            .enumerate()
+            .map(|(i, row)| then(first + i, row))
+            .collect()
+    }
+
+    /// The model on one new position of each row, on the calling thread.
+    fn forward_rows(&self, rows: &mut [&mut RowCache], tokens: &[u32], s: &mut Scratch) {
+        let n = rows.len();
         let cfg = &self.cfg;
         let (d, f, vocab) = (cfg.d_model, cfg.d_ff, cfg.vocab_size);
         let h = cfg.n_heads;
-        let dh = d / h;
-        let scale = 1.0 / (dh as f32).sqrt();
+        let scale = 1.0 / ((d / h) as f32).sqrt();
+        let max_t = rows.iter().map(|r| r.tokens.len() + 1).max().unwrap_or(1);
+        let Scratch {
+            x,
+            xn,
+            rstd,
+            qkv,
+            ctx,
+            hidden,
+            act,
+            scores,
+            logits,
+        } = s;
+        let x = sized(x, n * d);
+        let xn = sized(xn, n * d);
+        let rstd = sized(rstd, n);
+        let qkv = sized(qkv, n * 3 * d);
+        let ctx = sized(ctx, n * d);
+        let hidden = sized(hidden, n * f);
+        let act = sized(act, n * f);
+        let scores = sized(scores, h * max_t);
+        let logits = sized(logits, n * vocab);
 
         // x = tok_emb[token] + pos[index in the state]
-        let mut x = vec![0.0f32; n * d];
         for (r, (row, &t)) in rows.iter().zip(tokens).enumerate() {
             let (t, p) = (t as usize, row.tokens.len());
             assert!(t < vocab, "token {t} outside the vocabulary");
@@ -271,48 +397,35 @@ impl CachedDecoder {
                 *o = a + b;
             }
         }
-
-        let mut xn = vec![0.0f32; n * d];
-        let mut qkv = vec![0.0f32; n * 3 * d];
-        let mut ctx = vec![0.0f32; n * d];
-        let mut proj = vec![0.0f32; n * d];
-        let mut hidden = vec![0.0f32; n * f];
-        let max_t = rows.iter().map(|r| r.tokens.len() + 1).max().unwrap_or(1);
-        let mut scores = vec![0.0f32; max_t];
-        for (l, blk) in self.w.blocks.iter().enumerate() {
-            // attention sub-layer
-            layer_norm_rows(&x, d, &blk.ln1.0, &blk.ln1.1, &mut xn);
-            matmul_bias(&xn, d, &blk.wqkv, &blk.bqkv, &mut qkv);
+        for (l, (blk, pk)) in self.w.blocks.iter().zip(&self.blocks).enumerate() {
+            // attention sub-layer: x += Wo·attend(q; cached k, v) + bo
+            layer_norm_rows(x, &blk.ln1.0, &blk.ln1.1, &mut [], xn, rstd);
+            pk.qkv.forward(xn, qkv, false);
             for (r, row) in rows.iter_mut().enumerate() {
                 let qkv_r = &qkv[r * 3 * d..(r + 1) * 3 * d];
                 let (q, kv) = qkv_r.split_at(d);
                 let (k, v) = kv.split_at(d);
                 row.keys[l].extend_from_slice(k);
                 row.values[l].extend_from_slice(v);
-                attend(
+                attend_one(
                     q,
                     &row.keys[l],
                     &row.values[l],
                     h,
                     scale,
-                    &mut scores,
+                    scores,
                     &mut ctx[r * d..(r + 1) * d],
                 );
             }
-            matmul_bias(&ctx, d, &blk.wo, &blk.bo, &mut proj);
-            add_assign(&mut x, &proj);
-            // feed-forward sub-layer
-            layer_norm_rows(&x, d, &blk.ln2.0, &blk.ln2.1, &mut xn);
-            matmul_bias(&xn, d, &blk.w1, &blk.b1, &mut hidden);
-            for v in hidden.iter_mut() {
-                *v = fast_gelu(*v);
-            }
-            matmul_bias(&hidden, f, &blk.w2, &blk.b2, &mut proj);
-            add_assign(&mut x, &proj);
+            pk.wo.forward(ctx, x, true);
+            // feed-forward sub-layer: x += W2·gelu(W1·ln(x) + b1) + b2
+            layer_norm_rows(x, &blk.ln2.0, &blk.ln2.1, &mut [], xn, rstd);
+            pk.ff1.forward(xn, hidden, false);
+            gelu_slice(hidden, act);
+            pk.ff2.forward(act, x, true);
         }
-        layer_norm_rows(&x, d, &self.w.ln_f.0, &self.w.ln_f.1, &mut xn);
-        let mut logits = vec![0.0f32; n * vocab];
-        matmul_bias(&xn, d, &self.w.head_w, &self.w.head_b, &mut logits);
+        layer_norm_rows(x, &self.w.ln_f.0, &self.w.ln_f.1, &mut [], xn, rstd);
+        self.head.forward(xn, logits, false);
         for (r, (row, &t)) in rows.iter_mut().zip(tokens).enumerate() {
             row.tokens.push(t);
             row.logits
@@ -321,116 +434,29 @@ impl CachedDecoder {
     }
 }
 
-/// `RAYON_NUM_THREADS` if set to a positive number (the knob the rest of
-/// the crate's CPU work obeys), else the available parallelism.
-fn default_threads() -> usize {
-    std::env::var("RAYON_NUM_THREADS")
-        .ok()
-        .and_then(|v| v.parse::<usize>().ok())
-        .filter(|&t| t > 0)
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |t| t.get()))
+/// Per-thread work buffers of [`CachedDecoder::forward_rows`], reused
+/// across steps.
+#[derive(Default)]
+struct Scratch {
+    x: Vec<f32>,
+    xn: Vec<f32>,
+    rstd: Vec<f32>,
+    qkv: Vec<f32>,
+    ctx: Vec<f32>,
+    hidden: Vec<f32>,
+    act: Vec<f32>,
+    scores: Vec<f32>,
+    logits: Vec<f32>,
 }
 
-/// dfdx 0.13's `fast_gelu` (tanh approximation), same operation order.
-#[inline(always)]
-fn fast_gelu(x: f32) -> f32 {
-    let alpha = x + 0.044715f32 * x.powi(3);
-    0.5f32 * x * (1.0 + (std::f32::consts::FRAC_2_PI.sqrt() * alpha).tanh())
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
 }
 
-/// Row-wise layer norm as dfdx's `normalize` (biased variance, eps inside
-/// the square root), then `* gain + bias`.
-fn layer_norm_rows(x: &[f32], d: usize, g: &[f32], b: &[f32], out: &mut [f32]) {
-    for (xr, or) in x.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
-        let mean = xr.iter().sum::<f32>() / d as f32;
-        let var = xr.iter().map(|&v| (v - mean) * (v - mean)).sum::<f32>() / d as f32;
-        let std = (var + 1e-5f32).sqrt();
-        for (((o, &v), &gi), &bi) in or.iter_mut().zip(xr).zip(g).zip(b) {
-            *o = (v - mean) / std * gi + bi;
-        }
+/// The first `len` values of `v`, grown (with zeros) if shorter.
+fn sized(v: &mut Vec<f32>, len: usize) -> &mut [f32] {
+    if v.len() < len {
+        v.resize(len, 0.0);
     }
-}
-
-fn add_assign(x: &mut [f32], y: &[f32]) {
-    for (a, &b) in x.iter_mut().zip(y) {
-        *a += b;
-    }
-}
-
-/// `y (n, m) = x (n, k) · w (k, m) + b (1, m)`, all row-major, with
-/// `k = x.len() / n`: four rows of `w` at a time are applied to every row
-/// of `x`, so `w` is streamed once for all rows.
-fn matmul_bias(x: &[f32], k: usize, w: &[f32], b: &[f32], y: &mut [f32]) {
-    let m = b.len();
-    debug_assert_eq!(w.len(), k * m);
-    let n = x.len() / k;
-    debug_assert_eq!(y.len(), n * m);
-    for yr in y.chunks_exact_mut(m) {
-        yr.copy_from_slice(b);
-    }
-    let mut i = 0;
-    while i + 4 <= k {
-        let w0 = &w[i * m..(i + 1) * m];
-        let w1 = &w[(i + 1) * m..(i + 2) * m];
-        let w2 = &w[(i + 2) * m..(i + 3) * m];
-        let w3 = &w[(i + 3) * m..(i + 4) * m];
-        for (xr, yr) in x.chunks_exact(k).zip(y.chunks_exact_mut(m)) {
-            let (a0, a1, a2, a3) = (xr[i], xr[i + 1], xr[i + 2], xr[i + 3]);
-            for ((((o, &p0), &p1), &p2), &p3) in yr.iter_mut().zip(w0).zip(w1).zip(w2).zip(w3) {
-                *o += a0 * p0 + a1 * p1 + a2 * p2 + a3 * p3;
-            }
-        }
-        i += 4;
-    }
-    while i < k {
-        let wi = &w[i * m..(i + 1) * m];
-        for (xr, yr) in x.chunks_exact(k).zip(y.chunks_exact_mut(m)) {
-            let a = xr[i];
-            for (o, &p) in yr.iter_mut().zip(wi) {
-                *o += a * p;
-            }
-        }
-        i += 1;
-    }
-}
-
-/// Multi-head attention of one query over `t` cached positions:
-/// `out = softmax(q·kᵀ·scale)·v` per head.
-fn attend(
-    q: &[f32],
-    keys: &[f32],
-    values: &[f32],
-    h: usize,
-    scale: f32,
-    scores: &mut [f32],
-    out: &mut [f32],
-) {
-    let d = q.len();
-    let dh = d / h;
-    let t = keys.len() / d;
-    let scores = &mut scores[..t];
-    for hh in 0..h {
-        let qh = &q[hh * dh..(hh + 1) * dh];
-        let mut max = f32::NEG_INFINITY;
-        for (j, s) in scores.iter_mut().enumerate() {
-            let kh = &keys[j * d + hh * dh..j * d + (hh + 1) * dh];
-            let dot: f32 = qh.iter().zip(kh).map(|(&a, &b)| a * b).sum();
-            *s = dot * scale;
-            max = max.max(*s);
-        }
-        let mut total = 0.0f32;
-        for s in scores.iter_mut() {
-            *s = (*s - max).exp();
-            total += *s;
-        }
-        let oh = &mut out[hh * dh..(hh + 1) * dh];
-        oh.fill(0.0);
-        for (j, &s) in scores.iter().enumerate() {
-            let p = s / total;
-            let vh = &values[j * d + hh * dh..j * d + (hh + 1) * dh];
-            for (o, &vv) in oh.iter_mut().zip(vh) {
-                *o += p * vv;
-            }
-        }
-    }
+    &mut v[..len]
 }

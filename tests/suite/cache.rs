@@ -7,7 +7,9 @@ use rand::{rngs::StdRng, Rng};
 use rand_distr::{Distribution, Normal};
 use rewind::data::vocab::{BKSP, BOS, EOS, VOCAB_SIZE};
 use rewind::data::MASKED;
-use rewind::eval::{generate, generate_uncached, last_logits_uncached, Decoding, Generation};
+use rewind::eval::{
+    generate, generate_cached, generate_uncached, last_logits_uncached, Decoding, Generation,
+};
 use rewind::model::decode::{CachedDecoder, RowCache};
 use rewind::model::{rng_for, Inputs, ModelConfig, PositionKind, Transformer};
 
@@ -374,4 +376,68 @@ fn threaded_batches_give_the_same_numbers_as_single_rows() {
         },
         8,
     );
+}
+
+/// Runs `f` on a rayon pool of `threads` threads.
+fn on_threads<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .expect("thread pool")
+        .install(f)
+}
+
+#[test]
+fn generation_is_the_same_on_one_and_two_threads() {
+    let dev: Cpu = Default::default();
+    let max_len = 40;
+    let sample = Decoding::Sample {
+        temperature: 1.0,
+        top_p: 1.0,
+    };
+    let (mut bksp, mut split) = (0, 0);
+    for (seed, batch) in [(30u64, 8usize), (31, 64), (32, 5)] {
+        let model = model(&dev, PositionKind::Learned, max_len, seed);
+        let decoder = CachedDecoder::new(&model);
+        let mut rng = rng_for(seed, "cache-test-thread-prompts");
+        let prompts: Vec<Vec<u32>> = (0..batch).map(|_| random_prompt(&mut rng, 8)).collect();
+        for decoding in [sample, Decoding::Greedy] {
+            let run = |threads: usize| {
+                on_threads(threads, || {
+                    let mut rng = rng_for(seed, "cache-test-thread-sampling");
+                    let gens = generate_cached(&decoder, &prompts, 30, decoding, &mut rng);
+                    (gens, rng.gen::<u64>(), decoder.parts(batch))
+                })
+            };
+            let (one, after_one, parts_one) = run(1);
+            let (two, after_two, parts_two) = run(2);
+            assert_eq!(parts_one, 1);
+            split += (parts_two > 1) as usize;
+            assert_eq!(one, two, "seed {seed} batch {batch} {decoding:?}");
+            assert_eq!(after_one, after_two, "the same random numbers were drawn");
+            bksp += one
+                .iter()
+                .flat_map(|g| &g.actions)
+                .filter(|&&a| a == BKSP)
+                .count();
+        }
+        // the logits themselves, bit for bit, after a step of every row
+        let states: Vec<Vec<u32>> = prompts
+            .iter()
+            .map(|p| std::iter::once(BOS).chain(p.iter().copied()).collect())
+            .collect();
+        let step = |threads: usize| {
+            on_threads(threads, || {
+                let starts: Vec<&[u32]> = states.iter().map(|s| &s[..]).collect();
+                let mut rows = decoder.start_many(&starts);
+                let mut batch: Vec<&mut RowCache> = rows.iter_mut().collect();
+                let toks: Vec<u32> = (0..batch.len() as u32).map(|i| 10 + i % 50).collect();
+                decoder.push_many(&mut batch, &toks);
+                rows.iter().map(|r| r.logits().to_vec()).collect::<Vec<_>>()
+            })
+        };
+        assert_eq!(step(1), step(2), "seed {seed} batch {batch}: logits");
+    }
+    assert!(split >= 4, "two threads never split a step");
+    assert!(bksp > 20, "too few backspaces ({bksp}) to test pops");
 }
