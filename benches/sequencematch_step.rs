@@ -49,7 +49,17 @@ fn main() {
 
     let clean = StageData::open(&Default::default(), 1, cfg.model.max_len).expect("data");
     let mle_batch = clean
-        .batch(task.as_ref(), &model, 0, 1, 0, 64, max_new, BatchKind::Tokens, &[])
+        .batch(
+            task.as_ref(),
+            &model,
+            0,
+            1,
+            0,
+            64,
+            max_new,
+            BatchKind::Tokens,
+            &[],
+        )
         .expect("mle batch");
 
     let rc = RolloutConfig {
@@ -63,8 +73,8 @@ fn main() {
         },
     };
     let t0 = Instant::now();
-    let (buffer, _) =
-        RolloutBuffer::refresh(None, &rc, task.as_ref(), &model, 0, 1, 0, max_new).expect("rollouts");
+    let (buffer, _) = RolloutBuffer::refresh(None, &rc, task.as_ref(), &model, 0, 1, 0, max_new)
+        .expect("rollouts");
     let refill_s = t0.elapsed().as_secs_f64();
     let policy = buffer.draw(0, 1, 0, rc.batch_size);
     let noised = StageData::open(

@@ -24,7 +24,9 @@ use super::backspace::{apply, ActionSeq};
 use super::vocab::{BKSP, EOS, NEWLINE, VOCAB_SIZE};
 
 /// Which wrong tokens are inserted.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum NoiseKind {
     /// No noise: the clean answers.
@@ -112,7 +114,11 @@ pub fn noise(
 /// when it has an alternative, else any printable token.
 fn wrong_token(correct: u32, kind: NoiseKind, plausible: &[u32], rng: &mut StdRng) -> u32 {
     if kind == NoiseKind::GroundTruth {
-        let others: Vec<u32> = plausible.iter().copied().filter(|&t| t != correct).collect();
+        let others: Vec<u32> = plausible
+            .iter()
+            .copied()
+            .filter(|&t| t != correct)
+            .collect();
         if !others.is_empty() {
             return others[rng.gen_range(0..others.len())];
         }

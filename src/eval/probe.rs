@@ -159,9 +159,29 @@ pub struct ProbeConfig {
     /// `exact_match` (default) or `verifier`.
     #[serde(default)]
     pub grader: GraderKind,
+    /// Probe another task than the experiment's: its kind and `[data]`
+    /// keys, e.g. `{ kind = "game24" }` or `{ kind = "arithmetic", base =
+    /// 7 }` (a capability the stages do not train, to measure forgetting).
+    /// Default: the experiment's task. The name then defaults to
+    /// `<kind>/<...>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<std::collections::BTreeMap<String, serde_json::Value>>")]
+    pub task: Option<toml::Table>,
 }
 
 impl ProbeConfig {
+    /// The `kind` of [`ProbeConfig::task`], if it names another task.
+    pub fn task_kind(&self) -> Option<&str> {
+        self.task.as_ref()?.get("kind")?.as_str()
+    }
+
+    /// [`ProbeConfig::task`] without its `kind` (the task's `[data]`).
+    pub fn task_data(&self) -> toml::Table {
+        let mut t = self.task.clone().unwrap_or_default();
+        t.remove("kind");
+        t
+    }
+
     /// A greedy exact-match probe of `split` (what `eval.splits` means).
     pub fn greedy(split: &str, temperature: f32) -> Self {
         let decoder = if temperature > 0.0 {
@@ -178,6 +198,7 @@ impl ProbeConfig {
             split: split.into(),
             decoder,
             grader: GraderKind::ExactMatch,
+            task: None,
         }
     }
 
@@ -198,12 +219,18 @@ impl ProbeConfig {
                     }
                 )
             };
+            if let Some(kind) = self.task_kind() {
+                self.name = format!("{kind}/{}", self.name);
+            }
         }
     }
 
     /// Checks ranges; `at` is the key path for errors (`eval.probes[1]`).
     pub fn validate(&self, at: &str) -> Result<()> {
         self.decoder.validate(&format!("{at}.decoder"))?;
+        if self.task.is_some() && self.task_kind().is_none() {
+            bail!("{at}.task: give the task's kind, e.g. task = {{ kind = \"game24\" }}");
+        }
         if self.name.contains(',') || self.name.contains(':') {
             bail!(
                 "{at}.name = {:?}: may not contain ',' or ':' (it names CSV columns)",
@@ -348,8 +375,10 @@ pub fn run_probe(
                 &mut rng,
             );
             for (i, (p, g)) in chunk.iter().zip(gens).enumerate() {
-                res.backspace
-                    .add(BackspaceStats::of(&g.actions, &vocab::encode(&p.reference)?));
+                res.backspace.add(BackspaceStats::of(
+                    &g.actions,
+                    &vocab::encode(&p.reference)?,
+                ));
                 let got = vocab::decode(&g.output)?;
                 if g.finished && grade(task, probe.grader, p, &got)? {
                     res.correct += 1;

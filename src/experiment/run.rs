@@ -62,6 +62,11 @@ pub fn run_dir(spec: &RunSpec, root: &Path) -> PathBuf {
 struct Probe {
     cfg: ProbeConfig,
     problems: Vec<Problem>,
+    /// The probe's own task (`task = { kind = ... }`); None: the
+    /// experiment's.
+    task: Option<Box<dyn Task>>,
+    /// Decoding budget (actions) of this probe's task.
+    max_new: usize,
 }
 
 /// Everything a run needs while it trains.
@@ -180,10 +185,10 @@ impl<D: Backend> Runner<'_, D> {
         // the same seeds after every stage: keyed by probe and sample only
         let res = run_probe(
             decoder,
-            self.task.as_ref(),
+            p.task.as_deref().unwrap_or(self.task.as_ref()),
             problems,
             &p.cfg,
-            self.max_new,
+            p.max_new,
             self.cfg.eval.batch_size,
             |k| rng_for(seed, &format!("probe/{}/{k}", p.cfg.name)),
         )?;
@@ -263,7 +268,9 @@ impl<D: Backend> Runner<'_, D> {
                         pos.step_in_stage,
                         self.max_new,
                     )
-                    .with_context(|| format!("stage {} step {}: rollouts", st.name, pos.step_in_stage))?;
+                    .with_context(|| {
+                        format!("stage {} step {}: rollouts", st.name, pos.step_in_stage)
+                    })?;
                     refreshed = fresh.then(|| b.stats());
                     let rows = b.draw(seed, si, pos.step_in_stage, rc.batch_size);
                     self.buffer = Some(b);
@@ -317,7 +324,14 @@ impl<D: Backend> Runner<'_, D> {
             }
             if let Some((bksp, finished)) = refreshed {
                 self.log(&name, gstep, "rollouts", "backspaces", bksp, pos.elapsed_s)?;
-                self.log(&name, gstep, "rollouts", "finished", finished, pos.elapsed_s)?;
+                self.log(
+                    &name,
+                    gstep,
+                    "rollouts",
+                    "finished",
+                    finished,
+                    pos.elapsed_s,
+                )?;
             }
             let e = ema.map_or(stats.loss, |e| 0.95 * e + 0.05 * stats.loss);
             ema = Some(e);
@@ -359,17 +373,45 @@ impl<D: Backend> Runner<'_, D> {
 /// The probes of `cfg` with their problems; checks that each can grade
 /// (a verifier grader needs a task with a verifier).
 fn build_probes(cfg: &ExperimentConfig, task: &dyn Task) -> Result<Vec<Probe>> {
+    let seed = cfg.experiment.seed;
     cfg.eval
         .effective_probes()
         .into_iter()
         .enumerate()
         .map(|(i, p)| {
-            let problems = task.problems(&p.split)?;
+            let at = format!("eval.probes[{i}]");
+            let own = match p.task_kind() {
+                Some(kind) => {
+                    let k = crate::tasks::registry::kind(kind)
+                        .with_context(|| format!("{at}.task"))?;
+                    // seeded like the experiment's task: the same kind
+                    // and [data] give the same splits
+                    let t = (k.build)(&p.task_data(), sub_seed(seed, "data"))
+                        .with_context(|| format!("{at}.task"))?;
+                    if t.max_seq_len() > cfg.model.max_len {
+                        bail!(
+                            "{at}.task: its longest sequence has {} tokens; model.max_len = {} is too short",
+                            t.max_seq_len(),
+                            cfg.model.max_len
+                        );
+                    }
+                    Some(t)
+                }
+                None => None,
+            };
+            let t: &dyn Task = own.as_deref().unwrap_or(task);
+            let problems = t.problems(&p.split).with_context(|| format!("{at}.split"))?;
             if let Some(first) = problems.first() {
-                grade(task, p.grader, first, &first.reference)
-                    .with_context(|| format!("eval.probes[{i}].grader"))?;
+                grade(t, p.grader, first, &first.reference)
+                    .with_context(|| format!("{at}.grader"))?;
             }
-            Ok(Probe { cfg: p, problems })
+            let max_new = t.max_answer_len() + 1;
+            Ok(Probe {
+                cfg: p,
+                problems,
+                task: own,
+                max_new,
+            })
         })
         .collect()
 }

@@ -212,7 +212,10 @@ impl RolloutBuffer {
         for entry in std::fs::read_dir(dir)? {
             let path = entry?.path();
             let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            if name.starts_with("rollouts-") && name.ends_with(".json") && Some(&path) != keep.as_ref() {
+            if name.starts_with("rollouts-")
+                && name.ends_with(".json")
+                && Some(&path) != keep.as_ref()
+            {
                 std::fs::remove_file(&path)?;
             }
         }
@@ -344,7 +347,8 @@ impl StageData {
                 let mut data = Vec::with_capacity(batch_size);
                 for _ in 0..batch_size {
                     let p = task.sample_problem(&mut rng)?;
-                    let (prompt, answer) = (vocab::encode(&p.prompt)?, vocab::encode(&p.reference)?);
+                    let (prompt, answer) =
+                        (vocab::encode(&p.prompt)?, vocab::encode(&p.reference)?);
                     data.push(noise(&prompt, &answer, cfg, &alphabet, &mut rng));
                 }
                 return Ok(TrainBatch::Transitions(TransitionBatch::from_actions(

@@ -167,7 +167,9 @@ impl std::fmt::Display for Divergence {
 }
 
 /// Which occupancy the value term `V(s) - γV(s')` is taken over.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum ValueOver {
     /// The data transitions only.
@@ -321,7 +323,11 @@ impl SequenceMatch {
                 let disc = self.gamma.powi(step);
                 step += 1;
                 let action = b.targets[at];
-                let next = if action == EOS as usize { None } else { Some(at + 1) };
+                let next = if action == EOS as usize {
+                    None
+                } else {
+                    Some(at + 1)
+                };
                 if let Some(n) = next {
                     // a state after the last position of a row does not exist
                     if i + 1 >= b.seq {
@@ -370,7 +376,11 @@ impl Objective for SequenceMatch {
         true
     }
 
-    fn loss_and_grad(&self, logits: &[f32], batch: &TrainBatch) -> Result<(f64, Vec<f32>), ObjectiveError> {
+    fn loss_and_grad(
+        &self,
+        logits: &[f32],
+        batch: &TrainBatch,
+    ) -> Result<(f64, Vec<f32>), ObjectiveError> {
         let TrainBatch::Transitions(tb) = batch else {
             return Err(ObjectiveError::WrongBatch {
                 objective: "sequencematch",
@@ -415,7 +425,11 @@ fn weighted_ce(logits: &[f32], vocab: usize, targets: &[usize], w: &[f64]) -> (f
         let lse = max + z.iter().map(|&x| (x as f64 - max).exp()).sum::<f64>().ln();
         let c = wt / total;
         loss -= c * (z[y] as f64 - lse);
-        for (k, (gk, &zk)) in grad[at * vocab..(at + 1) * vocab].iter_mut().zip(z).enumerate() {
+        for (k, (gk, &zk)) in grad[at * vocab..(at + 1) * vocab]
+            .iter_mut()
+            .zip(z)
+            .enumerate()
+        {
             *gk += c * ((zk as f64 - lse).exp() - (k == y) as u8 as f64);
         }
     }

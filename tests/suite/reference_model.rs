@@ -146,17 +146,15 @@ fn gelu(x: f64) -> f64 {
     0.5 * x * (1.0 + (c * (x + 0.044715 * x * x * x)).tanh())
 }
 
-/// The sinusoidal encoding of position `p`, width `d`.
+/// The sinusoidal encoding of position `p`, width `d`, scaled to the RMS
+/// of GPT-2-initialised embeddings (std 0.02): entries ±0.02·√2.
 fn sinusoid(p: usize, d: usize) -> Vec<f64> {
+    let scale = 0.02 * std::f64::consts::SQRT_2;
     (0..d)
         .map(|i| {
             let freq = 10000f64.powf(-((2 * (i / 2)) as f64) / d as f64);
             let a = p as f64 * freq;
-            if i % 2 == 0 {
-                a.sin()
-            } else {
-                a.cos()
-            }
+            scale * if i % 2 == 0 { a.sin() } else { a.cos() }
         })
         .collect()
 }

@@ -149,14 +149,16 @@ fn objective() -> impl Strategy<Value = SequenceMatch> {
         prop::sample::select(vec![ValueOver::Data, ValueOver::Mixture]),
         0.0f64..1.0,
     )
-        .prop_map(|(divergence, alpha, gamma, v_terminal, value_over, lambda)| SequenceMatch {
-            divergence,
-            alpha,
-            gamma,
-            v_terminal,
-            value_over,
-            lambda,
-        })
+        .prop_map(
+            |(divergence, alpha, gamma, v_terminal, value_over, lambda)| SequenceMatch {
+                divergence,
+                alpha,
+                gamma,
+                v_terminal,
+                value_over,
+                lambda,
+            },
+        )
 }
 
 /// A transition batch with at least one imitated data transition, and
@@ -173,11 +175,7 @@ fn case() -> impl Strategy<Value = (SequenceMatch, TransitionBatch, Vec<f32>)> {
         .prop_flat_map(|(sm, data, policy)| {
             let tb = TransitionBatch::from_actions(&data, &policy);
             let n = tb.rows.batch * tb.rows.seq * V;
-            (
-                Just(sm),
-                Just(tb),
-                prop::collection::vec(-4.0f32..4.0, n),
-            )
+            (Just(sm), Just(tb), prop::collection::vec(-4.0f32..4.0, n))
         })
 }
 
@@ -467,10 +465,7 @@ mod tabular {
 
     /// Adam from Q = 0 with a learning rate decayed from 0.05 to 1e-6
     /// over `steps` (papers.md: a constant rate spikes after ~1500 steps).
-    pub fn minimise(
-        steps: usize,
-        mut grad: impl FnMut(&[f64]) -> Vec<f64>,
-    ) -> Vec<f64> {
+    pub fn minimise(steps: usize, mut grad: impl FnMut(&[f64]) -> Vec<f64>) -> Vec<f64> {
         let decay = (2e-5f64).powf(1.0 / steps as f64);
         let mut q = vec![0.0; NS * NA];
         let (mut m, mut v) = (vec![0.0; q.len()], vec![0.0; q.len()]);
@@ -527,7 +522,13 @@ mod tabular {
         worst
     }
 
-    pub fn sm(divergence: Divergence, alpha: f64, gamma: f64, v_terminal: f64, value_over: ValueOver) -> SequenceMatch {
+    pub fn sm(
+        divergence: Divergence,
+        alpha: f64,
+        gamma: f64,
+        v_terminal: f64,
+        value_over: ValueOver,
+    ) -> SequenceMatch {
         SequenceMatch {
             divergence,
             alpha,
@@ -609,7 +610,10 @@ fn tabular_gradient_through_the_policy_occupancy_biases_length() {
     let sm = tabular::sm(Divergence::Linear, 1.0, 0.9, 1.0, ValueOver::Mixture);
     let q = solve(&sm, &pe, PolicyGrad::Full, 2500);
     let d = tv(&policy(&q), &pe);
-    assert!(d > 5e-3, "gradient through d_pi: TV {d} (expected a length bias)");
+    assert!(
+        d > 5e-3,
+        "gradient through d_pi: TV {d} (expected a length bias)"
+    );
 }
 
 #[test]
@@ -629,8 +633,14 @@ fn tabular_divergences_reach_their_stationary_point_not_the_data() {
         let res = stationarity_residual(&sm, &q, &pe);
         let d = tv(&policy(&q), &pe);
         eprintln!("{div} alpha {alpha} value over {value_over:?}: residual {res:.2e}, TV {d:.4}");
-        assert!(res < 1e-6, "{div} alpha {alpha}: stationarity residual {res}");
-        assert!(d > 1e-3, "{div} alpha {alpha}: TV {d} (a divergence alone is biased)");
+        assert!(
+            res < 1e-6,
+            "{div} alpha {alpha}: stationarity residual {res}"
+        );
+        assert!(
+            d > 1e-3,
+            "{div} alpha {alpha}: TV {d} (a divergence alone is biased)"
+        );
     }
 }
 
@@ -644,7 +654,10 @@ fn tabular_chi2_distance_falls_as_alpha_grows() {
             tv(&policy(&solve(&sm, &pe, PolicyGrad::StopGrad, 4000)), &pe)
         })
         .collect();
-    assert!(tvs[0] > tvs[1] && tvs[1] > tvs[2], "TV by alpha .5/5/50: {tvs:?}");
+    assert!(
+        tvs[0] > tvs[1] && tvs[1] > tvs[2],
+        "TV by alpha .5/5/50: {tvs:?}"
+    );
 }
 
 #[test]

@@ -303,7 +303,8 @@ fn sequencematch_stage_resumes_bit_for_bit() {
 
 #[test]
 fn bad_sequencematch_settings_name_the_key() {
-    let text = sequencematch_config("js", "none").replace("every = 5, batch_size", "every = 0, batch_size");
+    let text = sequencematch_config("js", "none")
+        .replace("every = 5, batch_size", "every = 0, batch_size");
     let err = ExperimentConfig::from_toml(&text).unwrap_err().to_string();
     assert!(err.contains("stages[1].rollouts.every = 0"), "{err}");
     let text = sequencematch_config("js", "none").replace("gamma = 0.9", "gamma = 1.5");
@@ -315,4 +316,50 @@ fn bad_sequencematch_settings_name_the_key() {
     let text = sequencematch_config("hellinger", "none");
     let err = format!("{:#}", ExperimentConfig::from_toml(&text).unwrap_err());
     assert!(err.contains("hellinger"), "{err}");
+}
+
+#[test]
+fn a_probe_can_measure_another_task() {
+    let tmp = tempfile::tempdir().unwrap();
+    let probes = r#"
+[[eval.probes]]
+split = "val"
+
+[[eval.probes]]
+split = "test"
+task = { kind = "arithmetic", base = 7, digits = [1, 1], long_digits = [2, 2], test_size = 10, val_size = 10, long_size = 10 }
+"#;
+    let text = config_with("{ source = \"task\" }", probes);
+    let cfg = RunSpec::single(&ExperimentConfig::from_toml(&text).unwrap()).unwrap();
+    let s = run(
+        &cfg,
+        rewind::model::device::default_device(),
+        "cpu",
+        &opts(tmp.path(), None),
+    )
+    .unwrap()
+    .unwrap();
+    assert_eq!(s.n["arithmetic/test"], 10);
+    assert_eq!(s.n["val"], 20);
+    assert!(s.after_stage["pretrain"].contains_key("arithmetic/test"));
+
+    let bad = config_with(
+        "{ source = \"task\" }",
+        "\n[[eval.probes]]\nsplit = \"test\"\ntask = { kind = \"chess\" }\n",
+    );
+    let cfg = RunSpec::single(&ExperimentConfig::from_toml(&bad).unwrap()).unwrap();
+    let err = format!(
+        "{:#}",
+        run(
+            &cfg,
+            rewind::model::device::default_device(),
+            "cpu",
+            &opts(tmp.path(), None)
+        )
+        .unwrap_err()
+    );
+    assert!(
+        err.contains("eval.probes[0].task") && err.contains("chess"),
+        "{err}"
+    );
 }

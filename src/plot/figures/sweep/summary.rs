@@ -135,9 +135,8 @@ pub(super) fn read_summary(path: &Path) -> Result<Sweep> {
             };
             after_cols.push(i);
             afters.push((stage.to_string(), split.to_string()));
-        } else if let Some((metric, split)) = h
-            .split_once(':')
-            .filter(|(m, _)| EXTRA_METRICS.contains(m))
+        } else if let Some((metric, split)) =
+            h.split_once(':').filter(|(m, _)| EXTRA_METRICS.contains(m))
         {
             extra_cols.push(i);
             extras.push((metric.to_string(), split.to_string()));
