@@ -7,8 +7,10 @@
 //! timed greedily: sampling changes nothing in its cost, and each run
 //! takes seconds.
 //!
-//! `cargo bench --bench sampling` (uncached threads: RAYON_NUM_THREADS,
-//! default all cores; the cached decoder is single-threaded).
+//! `cargo bench --bench sampling` (threads: RAYON_NUM_THREADS, default all
+//! cores; the cached decoder splits a step's rows over them from 2 rows
+//! per thread). Against PyTorch: `benches/compare_pytorch.py --bench
+//! generate`.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use dfdx::prelude::*;

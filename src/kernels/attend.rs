@@ -35,7 +35,10 @@ pub(crate) fn attend_one(
     out: &mut [f32],
 ) {
     let d = q.len();
-    assert!(heads > 0 && d % heads == 0, "attend_one: d % heads != 0");
+    assert!(
+        heads > 0 && d.is_multiple_of(heads),
+        "attend_one: d % heads != 0"
+    );
     assert_eq!(out.len(), d, "attend_one: out is not one row");
     assert_eq!(keys.len() % d, 0, "attend_one: keys are not t x d");
     assert_eq!(
@@ -47,7 +50,7 @@ pub(crate) fn attend_one(
     assert!(t > 0, "attend_one: no position to attend to");
     let scores = &mut scores[..heads * t];
     #[cfg(target_arch = "x86_64")]
-    if (d / heads) % 8 == 0 && super::sgemm::available() {
+    if (d / heads).is_multiple_of(8) && super::sgemm::available() {
         // SAFETY: the CPU has AVX2 and FMA (checked); the shapes are
         // checked above and the head width is a multiple of 8.
         unsafe {
