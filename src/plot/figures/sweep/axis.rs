@@ -16,22 +16,33 @@ pub(super) enum Column {
     Extra(&'static str),
 }
 
+/// Where a run's value of one column is: `Run::finals[i]` or
+/// `Run::extras[i]`.
+#[derive(Clone, Copy)]
+enum Cell {
+    Final(usize),
+    Extra(usize),
+}
+
+impl Cell {
+    fn of(self, r: &Run) -> Option<f64> {
+        match self {
+            Cell::Final(i) => r.finals[i],
+            Cell::Extra(i) => r.extras[i],
+        }
+    }
+}
+
 impl Column {
-    /// Its columns: (split name, value of run `r`), in summary order.
-    fn columns(self, sweep: &Sweep) -> Vec<(String, Box<dyn Fn(&Run) -> Option<f64> + '_>)> {
+    /// Its columns: (split name, where to read it), in summary order.
+    fn columns(self, sweep: &Sweep) -> Vec<(String, Cell)> {
         match self {
             Column::Final => (0..sweep.finals.len())
-                .map(|s| {
-                    let f: Box<dyn Fn(&Run) -> Option<f64>> = Box::new(move |r: &Run| r.finals[s]);
-                    (sweep.finals[s].clone(), f)
-                })
+                .map(|s| (sweep.finals[s].clone(), Cell::Final(s)))
                 .collect(),
             Column::Extra(metric) => (0..sweep.extras.len())
                 .filter(|&s| sweep.extras[s].0 == metric)
-                .map(|s| {
-                    let f: Box<dyn Fn(&Run) -> Option<f64>> = Box::new(move |r: &Run| r.extras[s]);
-                    (sweep.extras[s].1.clone(), f)
-                })
+                .map(|s| (sweep.extras[s].1.clone(), Cell::Extra(s)))
                 .collect(),
         }
     }
@@ -74,7 +85,7 @@ pub(super) fn axis_figure(
             sweep
                 .runs
                 .iter()
-                .any(|r| (columns[s].1)(r).is_some_and(f64::is_finite))
+                .any(|r| columns[s].1.of(r).is_some_and(f64::is_finite))
         })
         .collect();
     if splits.is_empty() {
@@ -114,7 +125,7 @@ pub(super) fn axis_figure(
                 let Some(x) = axis.position(&r.axis_values[a]) else {
                     continue;
                 };
-                let Some(v) = (columns[s].1)(r).filter(|v| v.is_finite()) else {
+                let Some(v) = columns[s].1.of(r).filter(|v| v.is_finite()) else {
                     continue;
                 };
                 match cells.iter_mut().find(|c| c.0 == x) {
