@@ -45,6 +45,11 @@ use crate::kernels::packed::PackedLinear;
 /// the quickstart model's step is about ten).
 pub const ROWS_PER_THREAD: usize = 2;
 
+/// Fewest rows of a half share in [`CachedDecoder::push_then`]: below
+/// this a thread takes its whole share at once (each share streams every
+/// weight matrix once per step).
+const BALANCE_ROWS: usize = 16;
+
 /// One block's weight matrices, packed (biases included).
 struct PackedBlock {
     qkv: PackedLinear,
@@ -316,7 +321,12 @@ impl CachedDecoder {
         if parts <= 1 {
             return self.push_part(rows, tokens, 0, &then);
         }
-        let chunk = n.div_ceil(parts);
+        // a thread's share in two halves once they are large, so that a
+        // thread the system holds back can be helped out (work stealing)
+        let mut chunk = n.div_ceil(parts);
+        if chunk >= 2 * BALANCE_ROWS {
+            chunk = chunk.div_ceil(2);
+        }
         let outs: Vec<Vec<R>> = rows
             .par_chunks_mut(chunk)
             .zip(tokens.par_chunks(chunk))
