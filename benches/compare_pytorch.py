@@ -47,7 +47,10 @@ count for both (default: every core); PyTorch is also timed on one thread
 (its threads can stall each other on small ops when the machine is busy)
 and "best PyTorch" is the faster. The two sides alternate, pair after
 pair; each side reports the median of its timed calls, and the script
-prints every pair's ratios and the median ratios over the pairs.
+prints every pair's ratios and the median ratios over the pairs. On a
+machine other work keeps busy, run it with OMP_WAIT_POLICY=PASSIVE: with
+the default policy PyTorch's threads then wait on each other for
+milliseconds per op (a batch-8 run slows to tens of tokens per second).
 """
 
 import argparse

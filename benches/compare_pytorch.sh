@@ -3,6 +3,7 @@
 #
 #   benches/compare_pytorch.sh [compare_pytorch.py options]
 #   e.g. benches/compare_pytorch.sh --sizes quickstart --threads 1
+#        benches/compare_pytorch.sh --bench generate   # cached generation, tokens/s
 #
 # 1. creates .venv (gitignored) and installs torch into it if missing
 #    (`pip install torch`: PyTorch 2.x, a ~540 MB wheel, ~70 s; CPU is used);
