@@ -29,6 +29,29 @@ impl Problem {
     }
 }
 
+/// The paths a search produced on one fresh training problem, as
+/// completions of its prompt: the successful ones (D+) and the failed ones
+/// (D-, full-length paths that end away from the target). Either may be
+/// empty.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SearchPaths {
+    pub prompt: String,
+    pub successes: Vec<String>,
+    pub failures: Vec<String>,
+}
+
+/// The step rules of a task whose completions are lines of steps
+/// (Countdown): what a step-level search over the model's proposals needs.
+pub trait StepRules: Send + Sync {
+    /// Whether `lines` (complete lines of a completion, without their
+    /// newlines) are a legal beginning of a completion for `prompt`: every
+    /// step legal under the rules, every stated value and list right. The
+    /// last line may be the final answer line.
+    fn legal_prefix(&self, prompt: &str, lines: &[&str]) -> bool;
+    /// Whether `line` ends a completion (Countdown: the `Answer:` line).
+    fn is_final(&self, line: &str) -> bool;
+}
+
 /// A task: a training distribution, fixed held-out evaluation splits, and
 /// how a completion is graded.
 pub trait Task: Send + Sync {
@@ -58,6 +81,17 @@ pub trait Task: Send + Sync {
     /// (`data::noise`). Empty (the default): no task-specific alphabet.
     fn answer_alphabet(&self) -> Vec<u32> {
         vec![]
+    }
+    /// Runs the task's search strategies on one fresh training problem and
+    /// returns the paths they produced (the D+ / D- of learning from
+    /// failures). Tasks without search data say so.
+    fn search_paths(&self, rng: &mut StdRng) -> Result<SearchPaths> {
+        let _ = rng;
+        anyhow::bail!("this task has no search paths (data source \"search\" needs kind = \"countdown\" or \"game24\")")
+    }
+    /// The step rules, for tasks whose completions are lines of steps.
+    fn step_rules(&self) -> Option<&dyn StepRules> {
+        None
     }
     /// Longest sequence in tokens, including `<bos>` and `<eos>`.
     fn max_seq_len(&self) -> usize;
