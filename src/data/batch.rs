@@ -132,6 +132,7 @@ impl Batch {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BatchKind {
     Tokens,
+    Labelled,
     Pairs,
     Transitions,
 }
@@ -140,6 +141,7 @@ impl std::fmt::Display for BatchKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Self::Tokens => "token batch",
+            Self::Labelled => "labelled batch",
             Self::Pairs => "pair batch",
             Self::Transitions => "transition batch",
         })
@@ -173,6 +175,29 @@ impl PairBatch {
     }
 }
 
+/// Successful and failed completions (D+ and D- of learning from failures),
+/// for objectives that treat them differently (SFT reads only the
+/// successful rows, UFT both).
+#[derive(Clone, Debug, PartialEq)]
+pub struct LabelledBatch {
+    pub rows: Batch,
+    /// Per row: whether it is a failed path.
+    pub failed: Vec<bool>,
+}
+
+impl LabelledBatch {
+    /// The successful `good` and failed `bad` examples, in that order.
+    pub fn new(good: &[Example], bad: &[Example]) -> Self {
+        let all: Vec<Example> = good.iter().chain(bad).cloned().collect();
+        let mut failed = vec![false; good.len()];
+        failed.resize(all.len(), true);
+        Self {
+            rows: Batch::causal(&all),
+            failed,
+        }
+    }
+}
+
 /// Sequences that contain `<bksp>` actions, laid out for one forward pass
 /// in which every position sees exactly the state it is in (see
 /// `data::backspace`): SequenceMatch's data and policy transitions.
@@ -194,6 +219,7 @@ pub struct TransitionBatch {
 #[derive(Clone, Debug, PartialEq)]
 pub enum TrainBatch {
     Tokens(Batch),
+    Labelled(LabelledBatch),
     Pairs(PairBatch),
     Transitions(TransitionBatch),
 }
@@ -203,6 +229,7 @@ impl TrainBatch {
     pub fn rows(&self) -> &Batch {
         match self {
             Self::Tokens(b) => b,
+            Self::Labelled(l) => &l.rows,
             Self::Pairs(p) => &p.rows,
             Self::Transitions(t) => &t.rows,
         }
@@ -212,6 +239,7 @@ impl TrainBatch {
     pub fn kind(&self) -> BatchKind {
         match self {
             Self::Tokens(_) => BatchKind::Tokens,
+            Self::Labelled(_) => BatchKind::Labelled,
             Self::Pairs(_) => BatchKind::Pairs,
             Self::Transitions(_) => BatchKind::Transitions,
         }

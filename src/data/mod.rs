@@ -11,4 +11,6 @@ pub mod dataset;
 pub mod noise;
 pub mod vocab;
 
-pub use batch::{Batch, BatchKind, Example, PairBatch, TrainBatch, TransitionBatch, MASKED};
+pub use batch::{
+    Batch, BatchKind, Example, LabelledBatch, PairBatch, TrainBatch, TransitionBatch, MASKED,
+};

@@ -31,6 +31,7 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
+use crate::data::BatchKind;
 use crate::eval::ProbeConfig;
 pub use crate::experiment::stage_data::{DataSourceConfig, RolloutConfig};
 use crate::model::ModelConfig;
@@ -341,6 +342,19 @@ impl ExperimentConfig {
                 .map_err(anyhow::Error::msg)?;
             if let Some(r) = &s.rollouts {
                 r.validate(&k("rollouts"))?;
+            }
+            let kind = s.objective.build().batch_kind();
+            let labels = matches!(s.data, DataSourceConfig::Search { .. });
+            if matches!(kind, BatchKind::Labelled | BatchKind::Pairs)
+                && !labels
+                && !matches!(s.objective, ObjectiveConfig::Sft {})
+            {
+                bail!(
+                    "{}: this objective trains on {}es of successful and failed paths; give {} = {{ source = \"search\" }}",
+                    k("objective"),
+                    kind,
+                    k("data")
+                );
             }
             let o = &s.optimizer;
             if !(0.0..1.0).contains(&o.beta1) || !(0.0..1.0).contains(&o.beta2) {

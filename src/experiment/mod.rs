@@ -10,6 +10,7 @@ pub mod provenance;
 pub mod report;
 pub mod resume;
 pub mod run;
+pub mod search_batches;
 pub mod stage_data;
 pub mod summary;
 pub mod sweep;

@@ -16,7 +16,7 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::data::Example;
+use crate::data::{Example, TrainBatch};
 use crate::eval::probe::{grade, run_probe};
 use crate::eval::{self, ProbeConfig, ProbeResult};
 use crate::experiment::config::ExperimentConfig;
@@ -27,6 +27,7 @@ use crate::experiment::stage_data::{RolloutBuffer, StageData};
 use crate::experiment::summary::{final_backspace, stage_results, StageTiming, Summary};
 use crate::metrics::{MetricsLog, Row};
 use crate::model::decode::CachedDecoder;
+use crate::objectives::sequence_logprobs;
 use crate::model::{rng_for, sub_seed, Dropout, Transformer};
 use crate::tasks::{Problem, Task};
 use crate::train::checkpoint;
@@ -221,6 +222,27 @@ impl<D: Backend> Runner<'_, D> {
         RolloutBuffer::remove_others(&self.dir, needed)
     }
 
+    /// The frozen reference model of stage `si` (the weights it started
+    /// from), for objectives that read one (DPO). Saved into the run folder
+    /// when the stage starts, so a resumed run scores against the same
+    /// weights; removed when the stage's boundary checkpoint is written.
+    fn reference(&self, model: &Transformer<D>, si: usize, pos: Position) -> Result<Transformer<D>> {
+        let path = reference_path(&self.dir, si);
+        if pos.step_in_stage == 0 {
+            let mut meta = std::collections::BTreeMap::new();
+            meta.insert("stage".into(), si.to_string());
+            meta.insert("role".into(), "frozen reference of the stage".into());
+            checkpoint::save(&path, model, None, &meta)?;
+        }
+        let ck = checkpoint::Checkpoint::read(&path).with_context(|| {
+            format!(
+                "{}: the reference weights of stage {si} (delete the run folder to restart it)",
+                path.display()
+            )
+        })?;
+        ck.model(model.param(0).device())
+    }
+
     /// Trains stage `si` from `pos`; returns the new position, whether it
     /// stopped early (`stop_after`), the training seconds and tokens.
     fn train_stage(
@@ -236,6 +258,11 @@ impl<D: Backend> Runner<'_, D> {
         let data = StageData::open(&st.data, si, self.cfg.model.max_len)?;
         let objective = st.objective.build();
         let rollouts = st.rollouts.as_ref().filter(|_| objective.uses_policy());
+        let reference = if objective.needs_reference() {
+            Some(self.reference(model, si, pos)?)
+        } else {
+            None
+        };
         if let Some(rc) = rollouts {
             // resumed between two refreshes: continue with the saved buffer
             let start = pos.step_in_stage - pos.step_in_stage % rc.every;
@@ -278,7 +305,7 @@ impl<D: Backend> Runner<'_, D> {
                 }
                 None => vec![],
             };
-            let batch = data
+            let mut batch = data
                 .batch(
                     self.task.as_ref(),
                     model,
@@ -296,6 +323,9 @@ impl<D: Backend> Runner<'_, D> {
                         st.name, pos.step_in_stage
                     )
                 })?;
+            if let (Some(frozen), TrainBatch::Pairs(p)) = (&reference, &mut batch) {
+                p.ref_logp = sequence_logprobs(&D::logits(frozen, &p.rows), &p.rows)?;
+            }
             let mut dropout = Dropout::new(
                 model.cfg.dropout,
                 sub_seed(seed, &format!("dropout/{si}/{}", pos.step_in_stage)),
@@ -368,6 +398,11 @@ impl<D: Backend> Runner<'_, D> {
         }
         Ok((pos, false, train_s, tokens))
     }
+}
+
+/// Where stage `si`'s frozen reference weights live while it trains.
+fn reference_path(dir: &Path, si: usize) -> PathBuf {
+    dir.join(format!("reference-{si}.safetensors"))
 }
 
 /// The probes of `cfg` with their problems; checks that each can grade
@@ -597,6 +632,11 @@ pub fn run<D: Backend>(
             wall_s: r.wall_now(),
         };
         r.save(&model, &opt, pos)?;
+        let frozen = reference_path(&dir, si);
+        if frozen.exists() {
+            std::fs::remove_file(&frozen)
+                .with_context(|| format!("removing {}", frozen.display()))?;
+        }
         if opts.stop_after == Some(gstep) && si + 1 < cfg.stages.len() {
             // stopped exactly at a stage boundary: leave the checkpoint as
             // the boundary save wrote it, as a kill right after it would

@@ -32,6 +32,7 @@ use crate::data::vocab::{self, BKSP, EOS};
 use crate::data::{Batch, BatchKind, Example, TrainBatch, TransitionBatch};
 use crate::eval::decode::generate_cached;
 use crate::eval::probe::grade;
+use crate::experiment::search_batches::search_batch;
 use crate::eval::{DecoderConfig, Decoding, GraderKind};
 use crate::model::decode::CachedDecoder;
 use crate::model::{rng_for, Transformer};
@@ -60,6 +61,22 @@ pub enum DataSourceConfig {
         #[serde(default)]
         label: LabelFilter,
     },
+    /// The successful and failed paths of the task's search strategies on
+    /// fresh training problems (Countdown / Game of 24: the D+ / D- of
+    /// learning from failures, see `experiment::search_batches`), as token
+    /// rows (`mle`), labelled rows (`sft`, `uft`) or pairs (`dpo`, `simpo`,
+    /// `cpo`).
+    Search {
+        /// Share of each batch's rows that are failed paths, in [0, 1)
+        /// (the mixing ratio; ignored by pair batches, which hold one of
+        /// each). Default 0.5 (the paper's code: equal D+ and D- batches).
+        #[serde(default = "d_failed_share")]
+        failed_share: f64,
+        /// For pair batches: failed paths paired with each successful one,
+        /// >= 1. Default 2 (the paper's `num_copy_positive`).
+        #[serde(default = "d_rejected")]
+        rejected_per_chosen: usize,
+    },
     /// Completions the current model samples for fresh training prompts of
     /// the task (prompt + every action it emitted, `<bksp>` included, and
     /// `<eos>` if it finished), graded against the task.
@@ -84,6 +101,13 @@ impl Default for DataSourceConfig {
             noise: NoiseConfig::default(),
         }
     }
+}
+
+fn d_failed_share() -> f64 {
+    0.5
+}
+fn d_rejected() -> usize {
+    2
 }
 
 fn default_rollout_decoder() -> DecoderConfig {
@@ -113,6 +137,18 @@ impl DataSourceConfig {
                 Ok(())
             }
             Self::Rollouts { decoder, .. } => decoder.validate(&format!("{at}.decoder")),
+            Self::Search {
+                failed_share,
+                rejected_per_chosen,
+            } => {
+                if !(0.0..1.0).contains(failed_share) {
+                    bail!("{at}.failed_share = {failed_share}: allowed range is [0, 1)");
+                }
+                if *rejected_per_chosen == 0 {
+                    bail!("{at}.rejected_per_chosen = 0: must be at least 1");
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -288,6 +324,10 @@ impl RolloutBuffer {
 pub enum StageData {
     Task(NoiseConfig),
     File(Dataset),
+    Search {
+        failed_share: f64,
+        rejected_per_chosen: usize,
+    },
     Rollouts {
         decoding: Decoding,
         keep: LabelFilter,
@@ -312,6 +352,13 @@ impl StageData {
                 }
                 Self::File(d)
             }
+            DataSourceConfig::Search {
+                failed_share,
+                rejected_per_chosen,
+            } => Self::Search {
+                failed_share: *failed_share,
+                rejected_per_chosen: *rejected_per_chosen,
+            },
             DataSourceConfig::Rollouts {
                 decoder,
                 keep,
@@ -360,6 +407,21 @@ impl StageData {
                 (0..batch_size)
                     .map(|_| task.sample_train(&mut rng))
                     .collect::<Result<Vec<_>>>()?
+            }
+            Self::Search {
+                failed_share,
+                rejected_per_chosen,
+            } => {
+                return search_batch(
+                    task,
+                    seed,
+                    si,
+                    step,
+                    batch_size,
+                    kind,
+                    *failed_share,
+                    *rejected_per_chosen,
+                )
             }
             Self::File(d) => d.batch_at(
                 crate::model::sub_seed(seed, &format!("file/{si}")),

@@ -30,6 +30,8 @@ impl Objective for Mle {
     ) -> Result<(f64, Vec<f32>), ObjectiveError> {
         match batch {
             TrainBatch::Tokens(b) => mle(logits, b),
+            // every row, successful or failed (plain next-token training)
+            TrainBatch::Labelled(l) => mle(logits, &l.rows),
             // the imitated actions of the data rows carry the weights
             TrainBatch::Transitions(t) => mle(logits, &t.rows),
             other => Err(ObjectiveError::WrongBatch {
@@ -47,15 +49,26 @@ impl Objective for Mle {
 /// # Shapes
 /// `logits`: `(batch·seq, vocab)`; returns the loss and `(batch·seq, vocab)`.
 pub fn mle(logits: &[f32], b: &Batch) -> Result<(f64, Vec<f32>), ObjectiveError> {
-    let v = vocab_of(logits, b.targets.len())?;
-    if let Some(&target) = b.targets.iter().find(|&&y| y >= v) {
+    weighted_nll(logits, &b.targets, &b.weights)
+}
+
+/// `-Σ_t w_t log softmax(z_t)[y_t] / Σ_t w_t` (0 when every weight is 0)
+/// and its gradient, for per-position `targets` and `weights`.
+pub fn weighted_nll(
+    logits: &[f32],
+    targets: &[usize],
+    weights: &[f32],
+) -> Result<(f64, Vec<f32>), ObjectiveError> {
+    let v = vocab_of(logits, targets.len())?;
+    if let Some(&target) = targets.iter().find(|&&y| y >= v) {
         return Err(ObjectiveError::Target { target, vocab: v });
     }
-    let (lse, logp) = log_softmax_pick(logits, &b.targets);
-    let scale = -1.0 / b.weight_sum().max(f32::MIN_POSITIVE);
-    let total: f32 = logp.iter().zip(&b.weights).map(|(l, w)| l * w).sum();
-    let coef: Vec<f32> = b.weights.iter().map(|w| w * scale).collect();
+    let (lse, logp) = log_softmax_pick(logits, targets);
+    let wsum: f32 = weights.iter().sum();
+    let scale = -1.0 / wsum.max(f32::MIN_POSITIVE);
+    let total: f32 = logp.iter().zip(weights).map(|(l, w)| l * w).sum();
+    let coef: Vec<f32> = weights.iter().map(|w| w * scale).collect();
     let mut dz = vec![0.0f32; logits.len()];
-    cross_entropy_backward(logits, &b.targets, &lse, &coef, &mut dz);
+    cross_entropy_backward(logits, targets, &lse, &coef, &mut dz);
     Ok(((total * scale) as f64, dz))
 }

@@ -10,16 +10,27 @@
 //! `tests/suite/objectives.rs`, compared by proptest on random inputs, plus
 //! a finite-difference check of its gradient.
 
+pub mod cpo;
+pub mod dpo;
 pub mod mle;
+mod pairs;
 pub mod sequencematch;
+pub mod sft;
+pub mod simpo;
+pub mod uft;
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::data::{Batch, BatchKind, TrainBatch};
 
+pub use cpo::Cpo;
+pub use dpo::Dpo;
 pub use mle::Mle;
 pub use sequencematch::{Divergence, SequenceMatch, ValueOver};
+pub use sft::Sft;
+pub use simpo::Simpo;
+pub use uft::Uft;
 
 /// Why an objective could not be evaluated.
 #[derive(Debug, Error)]
@@ -34,6 +45,8 @@ pub enum ObjectiveError {
     Shape { len: usize, rows: usize },
     #[error("target id {target} out of range (vocab {vocab})")]
     Target { target: usize, vocab: usize },
+    #[error("the pair batch has {got} reference log-probabilities for {rows} rows (a reference objective needs the frozen model's scores)")]
+    Reference { got: usize, rows: usize },
 }
 
 /// A loss over the logits of a batch.
@@ -45,6 +58,12 @@ pub trait Objective: Send + Sync + std::fmt::Debug {
     /// Whether it reads policy rows (rollouts of the model) in a
     /// transition batch; a stage draws rollouts only for such objectives.
     fn uses_policy(&self) -> bool {
+        false
+    }
+    /// Whether it reads the frozen reference model's completion
+    /// log-probabilities ([`crate::data::PairBatch::ref_logp`]); the stage
+    /// then freezes the weights it starts from.
+    fn needs_reference(&self) -> bool {
         false
     }
     /// The loss on `batch` and its gradient with respect to `logits`.
@@ -92,6 +111,57 @@ pub enum ObjectiveConfig {
         #[serde(default = "d_lambda")]
         lambda: f64,
     },
+    /// Supervised fine-tuning: MLE on the completions of the successful
+    /// rows only (the failed rows of a labelled batch are ignored).
+    Sft {},
+    /// Unlikelihood fine-tuning: `(1 - alpha) * SFT + alpha * UL`, UL the
+    /// mean over the failed rows' completion tokens of `-log(1 - p + 1e-8)`
+    /// (`objectives::uft`).
+    Uft {
+        /// Weight of the unlikelihood term, in [0, 1]; 0 is SFT. The
+        /// paper's code sweeps 1e-6..1e-3 (default shown there: 1e-4).
+        alpha: f64,
+    },
+    /// DPO against the frozen weights the stage starts from, on
+    /// (successful, failed) pairs of the same prompt.
+    Dpo {
+        /// Inverse temperature, > 0. Default 0.1.
+        #[serde(default = "d_beta")]
+        beta: f64,
+    },
+    /// SimPO (length-normalised, reference-free), plus `cpo_alpha` times
+    /// the chosen completions' NLL (1: CPO-SimPO). TRL's defaults.
+    Simpo {
+        /// Inverse temperature, > 0. Default 0.1.
+        #[serde(default = "d_beta")]
+        beta: f64,
+        /// Target margin gamma, >= 0. Default 0.5.
+        #[serde(default = "d_simpo_gamma")]
+        gamma: f64,
+        /// Weight of the chosen NLL, >= 0. Default 0 (SimPO).
+        #[serde(default)]
+        cpo_alpha: f64,
+    },
+    /// CPO (summed log-probabilities, reference-free) plus `cpo_alpha`
+    /// times the chosen completions' NLL. TRL's defaults.
+    Cpo {
+        /// Inverse temperature, > 0. Default 0.1.
+        #[serde(default = "d_beta")]
+        beta: f64,
+        /// Weight of the chosen NLL, >= 0. Default 1.
+        #[serde(default = "d_cpo_alpha")]
+        cpo_alpha: f64,
+    },
+}
+
+fn d_beta() -> f64 {
+    0.1
+}
+fn d_simpo_gamma() -> f64 {
+    0.5
+}
+fn d_cpo_alpha() -> f64 {
+    1.0
 }
 
 fn d_alpha() -> f64 {
@@ -124,11 +194,58 @@ impl ObjectiveConfig {
                 value_over,
                 lambda,
             }),
+            Self::Sft {} => Box::new(Sft),
+            Self::Uft { alpha } => Box::new(Uft { alpha }),
+            Self::Dpo { beta } => Box::new(Dpo { beta }),
+            Self::Simpo {
+                beta,
+                gamma,
+                cpo_alpha,
+            } => Box::new(Simpo {
+                beta,
+                gamma,
+                cpo_alpha,
+            }),
+            Self::Cpo { beta, cpo_alpha } => Box::new(Cpo { beta, cpo_alpha }),
         }
     }
 
     /// Checks ranges; `at` is the key path (`stages[1].objective`).
     pub fn validate(&self, at: &str) -> Result<(), String> {
+        let positive = |key: &str, v: f64| {
+            if v > 0.0 && v.is_finite() {
+                Ok(())
+            } else {
+                Err(format!("{at}.{key} = {v}: must be > 0"))
+            }
+        };
+        let non_negative = |key: &str, v: f64| {
+            if v >= 0.0 && v.is_finite() {
+                Ok(())
+            } else {
+                Err(format!("{at}.{key} = {v}: must be >= 0"))
+            }
+        };
+        match *self {
+            Self::Uft { alpha } if !(0.0..=1.0).contains(&alpha) => {
+                return Err(format!("{at}.alpha = {alpha}: allowed range is [0, 1]"))
+            }
+            Self::Dpo { beta } => positive("beta", beta)?,
+            Self::Simpo {
+                beta,
+                gamma,
+                cpo_alpha,
+            } => {
+                positive("beta", beta)?;
+                non_negative("gamma", gamma)?;
+                non_negative("cpo_alpha", cpo_alpha)?;
+            }
+            Self::Cpo { beta, cpo_alpha } => {
+                positive("beta", beta)?;
+                non_negative("cpo_alpha", cpo_alpha)?;
+            }
+            _ => {}
+        }
         if let Self::Sequencematch {
             alpha,
             gamma,
