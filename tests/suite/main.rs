@@ -10,6 +10,7 @@ mod config;
 mod countdown;
 mod countdown_build;
 mod countdown_task;
+mod fine_tune;
 mod fused;
 mod grad_check;
 mod model;
