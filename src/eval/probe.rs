@@ -261,8 +261,9 @@ pub struct ProbeConfig {
     pub name: String,
     /// Which split of the task, e.g. `test`.
     pub split: String,
-    /// Decoder, e.g. `{ kind = "greedy" }` (default) or
-    /// `{ kind = "sample", n = 4, temperature = 0.7, top_p = 0.95 }`.
+    /// Decoder, e.g. `{ kind = "greedy" }` (default),
+    /// `{ kind = "sample", n = 4, temperature = 0.7, top_p = 0.95 }` or
+    /// `{ kind = "beam", width = 5 }` (step-level search; countdown, game24).
     #[serde(default)]
     pub decoder: DecoderConfig,
     /// `exact_match` (default) or `verifier`.

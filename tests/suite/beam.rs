@@ -724,5 +724,10 @@ fn beam_settings_are_validated_and_need_step_rules() {
     );
     // and --explain documents the keys
     let text = rewind::experiment::explain::explain("countdown").unwrap();
-    assert!(text.contains("beam"), "{text}");
+    assert!(
+        text.contains("with kind = \"beam\":")
+            && text.contains("proposals")
+            && text.contains("Paths kept after every step"),
+        "{text}"
+    );
 }
