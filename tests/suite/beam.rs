@@ -424,7 +424,7 @@ impl StepRules for AnyLines {
         lines.iter().all(|l| !l.contains('\n'))
     }
     fn is_final(&self, line: &str) -> bool {
-        line.len() % 3 == 0
+        line.len().is_multiple_of(3)
     }
 }
 
