@@ -12,6 +12,11 @@
 //! [`generate_uncached`] reruns the full forward pass on every state each
 //! step; it is the reference the cached path is tested against, and picks
 //! the same tokens for the same seed.
+//!
+//! [`generate_until`] continues already-filled states until a stop token
+//! (one line of steps, for the step-level beam search of [`super::beam`])
+//! and scores each continuation by its log-probability at temperature 1;
+//! it runs the same decoding loop as [`generate_cached`].
 
 use rand::{rngs::StdRng, Rng};
 
@@ -220,9 +225,7 @@ fn generate_on(
     rng: &mut StdRng,
 ) -> Vec<Generation> {
     let states = initial_states(prompts);
-    let prompt_lens: Vec<usize> = states.iter().map(Vec::len).collect();
     let max_len = decoder.cfg().max_len;
-    let mut gens = empty_generations(prompts.len());
     // A state that starts at max_len or longer is never decoded (as in the
     // uncached path), so it is not prefilled either.
     let decoded: Vec<usize> = (0..states.len())
@@ -234,16 +237,70 @@ fn generate_on(
         row.reserve(max_new.min(max_len - row.len()));
         rows[*r] = Some(row);
     }
-    // Token picked on the previous step and not yet run through the model:
-    // the work is done at the start of the next step, only for rows still
-    // active then, so the last step costs nothing.
-    let mut pending: Vec<Option<u32>> = vec![None; prompts.len()];
-    for _ in 0..max_new {
-        let active: Vec<usize> = (0..prompts.len())
+    let budgets = vec![max_new; prompts.len()];
+    decode_rows(decoder, &mut rows, &budgets, decoding, None, false, rng)
+        .into_iter()
+        .map(|d| d.generation)
+        .collect()
+}
+
+/// What [`decode_rows`] produced for one row.
+struct Decoded {
+    generation: Generation,
+    /// The last token picked and not yet run through the model (it is in
+    /// `generation.output`, not in the row's cache).
+    pending: Option<u32>,
+    /// Sum of the log-probabilities at temperature 1 of every action picked,
+    /// `<eos>` included (0 unless scoring).
+    logprob: f64,
+    /// Whether the row emitted the stop token.
+    stopped: bool,
+}
+
+/// The decoding loop shared by [`generate_cached`] and [`generate_until`]:
+/// continues every prefilled row (`None`: not decoded) until it emits
+/// `<eos>`, emits `stop`, has emitted `max_new[r]` actions or reaches
+/// `max_len`. Each step is one parallel pass over the active rows
+/// ([`CachedDecoder::push_then`]): the token picked for a row at the step
+/// before is run through the model, then the row's next token is picked
+/// from its logits (and, when `score`, its log-probability at temperature
+/// 1 taken, in the same pass). `generation.output` is what the row's state
+/// gained: its tokens past their count at the start, plus the pending one.
+fn decode_rows(
+    decoder: &CachedDecoder,
+    rows: &mut [Option<RowCache>],
+    max_new: &[usize],
+    decoding: Decoding,
+    stop: Option<u32>,
+    score: bool,
+    rng: &mut StdRng,
+) -> Vec<Decoded> {
+    debug_assert_ne!(stop, Some(BKSP), "<bksp> pops; it cannot end a row");
+    let n = rows.len();
+    let max_len = decoder.cfg().max_len;
+    let starts: Vec<usize> = rows
+        .iter()
+        .map(|r| r.as_ref().map_or(0, RowCache::len))
+        .collect();
+    let mut out: Vec<Decoded> = empty_generations(n)
+        .into_iter()
+        .map(|generation| Decoded {
+            generation,
+            pending: None,
+            logprob: 0.0,
+            stopped: false,
+        })
+        .collect();
+    let steps = max_new.iter().copied().max().unwrap_or(0);
+    // The pending token is run through the model at the start of the next
+    // step, only for rows still active then, so the last step costs nothing.
+    for step in 0..steps {
+        let active: Vec<usize> = (0..n)
             .filter(|&r| {
                 let len = rows[r].as_ref().map_or(usize::MAX, RowCache::len)
-                    + pending[r].is_some() as usize;
-                !gens[r].finished && len < max_len
+                    + out[r].pending.is_some() as usize;
+                let done = out[r].generation.finished || out[r].stopped;
+                !done && step < max_new[r] && len < max_len
             })
             .collect();
         if active.is_empty() {
@@ -256,35 +313,134 @@ fn generate_on(
         for (r, row) in rows.iter_mut().enumerate() {
             if next.next_if_eq(&&r).is_some() {
                 batch.push(row.as_mut().expect("active rows are prefilled"));
-                toks.push(pending[r].take());
+                toks.push(out[r].pending.take());
             }
         }
         let picks = decoder.push_then(&mut batch, &toks, |i, row| {
-            pick_with(row.logits(), decoding, draws[i])
+            let tok = pick_with(row.logits(), decoding, draws[i]);
+            let lp = if score {
+                log_prob(row.logits(), tok)
+            } else {
+                0.0
+            };
+            (tok, lp)
         });
         drop(batch);
-        for (&r, tok) in active.iter().zip(picks) {
+        for (&r, (tok, lp)) in active.iter().zip(picks) {
+            let o = &mut out[r];
+            o.logprob += lp;
             if tok == EOS {
-                gens[r].finished = true;
+                o.generation.finished = true;
                 continue;
             }
-            gens[r].actions.push(tok);
+            o.generation.actions.push(tok);
             if tok == BKSP {
-                rows[r].as_mut().expect("active").pop(); // never below the prompt
+                rows[r].as_mut().expect("active").pop(); // never below the protected state
             } else {
-                pending[r] = Some(tok);
+                o.pending = Some(tok);
             }
+            o.stopped = Some(tok) == stop;
         }
     }
-    for (r, g) in gens.iter_mut().enumerate() {
+    for (r, o) in out.iter_mut().enumerate() {
         let mut st = match &rows[r] {
-            Some(row) => row.tokens().to_vec(),
-            None => states[r].clone(),
+            Some(row) => row.tokens()[starts[r]..].to_vec(),
+            None => vec![],
         };
-        st.extend(pending[r]);
-        g.output = st[prompt_lens[r]..].to_vec();
+        st.extend(o.pending);
+        o.generation.output = st;
     }
-    gens
+    out
+}
+
+/// `log softmax(logits)[tok]` at temperature 1, in f64.
+fn log_prob(logits: &[f32], tok: u32) -> f64 {
+    let max = logits.iter().cloned().fold(f32::NEG_INFINITY, f32::max) as f64;
+    let sum: f64 = logits.iter().map(|&l| (l as f64 - max).exp()).sum();
+    logits[tok as usize] as f64 - max - sum.ln()
+}
+
+/// How a [`LineGeneration`] ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LineEnd {
+    /// It emitted the stop token (the last token of its output).
+    Stop,
+    /// It emitted `<eos>` (not in its output).
+    Eos,
+    /// It ran out of budget (`max_new` actions or `max_len` tokens) first.
+    Budget,
+}
+
+/// One continuation of [`generate_until`].
+#[derive(Clone, Debug)]
+pub struct LineGeneration {
+    /// Actions and output as in [`generate_cached`]; the output (`<bksp>`
+    /// applied) ends with the stop token when `end` is [`LineEnd::Stop`].
+    pub generation: Generation,
+    /// How it ended.
+    pub end: LineEnd,
+    /// Log-probability of the continuation under the model at temperature 1
+    /// (whatever temperature it was sampled at): the sum over every action,
+    /// the stop token or `<eos>` included, of `log softmax(logits)[action]`.
+    pub logprob: f64,
+    /// The decoding state afterwards: the start state plus the output, less
+    /// the last token of the output (picked but not yet run through the
+    /// model; push it to continue from there).
+    pub state: RowCache,
+}
+
+/// Continues each of `rows` (states prefilled with
+/// [`CachedDecoder::start_many`], or left by an earlier call) until it
+/// emits `stop` (e.g. `\n`: one line), emits `<eos>`, has emitted
+/// `max_new[i]` actions or reaches `max_len`, and scores each continuation
+/// by its log-probability at temperature 1. The given states are protected
+/// ([`RowCache::protect`]): `<bksp>` never deletes into them. Rows are
+/// decoded together as in [`generate_cached`] (the same loop, one draw per
+/// active row per step in row order when sampling), so the result does not
+/// depend on the thread count.
+///
+/// # Panics
+/// If `max_new` does not have one budget per row, or `stop` is `<bksp>`.
+pub fn generate_until(
+    decoder: &CachedDecoder,
+    rows: Vec<RowCache>,
+    max_new: &[usize],
+    decoding: Decoding,
+    stop: u32,
+    rng: &mut StdRng,
+) -> Vec<LineGeneration> {
+    assert_eq!(rows.len(), max_new.len(), "one budget per row");
+    assert_ne!(stop, BKSP, "<bksp> pops; it cannot end a row");
+    let max_len = decoder.cfg().max_len;
+    let mut rows: Vec<Option<RowCache>> = rows
+        .into_iter()
+        .zip(max_new)
+        .map(|(mut row, &m)| {
+            row.protect();
+            row.reserve(m.min(max_len.saturating_sub(row.len())));
+            Some(row)
+        })
+        .collect();
+    let n = rows.len();
+    let decoded = decoder.run(n, || {
+        decode_rows(decoder, &mut rows, max_new, decoding, Some(stop), true, rng)
+    });
+    decoded
+        .into_iter()
+        .zip(rows)
+        .map(|(d, row)| LineGeneration {
+            end: if d.stopped {
+                LineEnd::Stop
+            } else if d.generation.finished {
+                LineEnd::Eos
+            } else {
+                LineEnd::Budget
+            },
+            generation: d.generation,
+            logprob: d.logprob,
+            state: row.expect("every row is decoded"),
+        })
+        .collect()
 }
 
 /// [`generate`] without a cache: every step reruns the full forward pass

@@ -1,13 +1,18 @@
 //! Evaluation: decoders ([`decode`]: greedy, sampling with temperature
-//! and top-p, `<bksp>` applied to the state), probes ([`probe`]: a split of
-//! a task, a decoder and a grader, run after every stage on the same
-//! problems with the same sampling seeds), and the teacher-forced loss.
+//! and top-p, `<bksp>` applied to the state), the step-level beam search
+//! ([`beam`]: the model inside a Tree-of-Thoughts-style search over lines,
+//! "search capability"), probes ([`probe`]: a split of a task, a decoder
+//! and a grader, run after every stage on the same problems with the same
+//! sampling seeds), and the teacher-forced loss.
 
+pub mod beam;
 pub mod decode;
 pub mod probe;
 
+pub use beam::{beam_search, BeamOutcome, BeamSettings, ModelProposer, Proposal, Proposer};
 pub use decode::{
-    generate, generate_cached, generate_uncached, last_logits_uncached, Decoding, Generation,
+    generate, generate_cached, generate_uncached, generate_until, last_logits_uncached, Decoding,
+    Generation, LineEnd, LineGeneration,
 };
 pub use probe::{DecoderConfig, GraderKind, ProbeConfig, ProbeResult};
 

@@ -9,20 +9,30 @@
 //! grader = "verifier"          # or "exact_match"
 //! ```
 //!
+//! `decoder = { kind = "beam", width = 5 }` measures search capability
+//! instead: the model inside a step-level beam search ([`super::beam`],
+//! the Tree-of-Thoughts analogue), one completion per problem; the task
+//! must have step rules ([`Task::step_rules`]: Countdown, Game of 24).
+//! Every probe also records its wall time (`seconds_per_problem`), so a
+//! search's cost can be set against its gain.
+//!
 //! Every probe runs after every stage on the same problems, in the same
 //! order, with the same sampling seeds (keyed by the run seed, the probe's
 //! name and the sample index, never by the stage or step), so a change
 //! between stages is the model's, not the evaluation's. That is what makes
 //! the stage × probe table a forgetting measurement.
 
+use std::time::Instant;
+
 use anyhow::{bail, Result};
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
+use super::beam::{beam_search, BeamSettings, ModelProposer};
 use super::decode::{generate_cached, Decoding};
 use crate::data::vocab::{self, BKSP};
 use crate::model::decode::CachedDecoder;
-use crate::tasks::{Problem, Task};
+use crate::tasks::{Problem, StepRules, Task};
 
 /// How completions are decoded.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -42,10 +52,38 @@ pub enum DecoderConfig {
         #[serde(default = "one_f")]
         top_p: f32,
     },
+    /// Step-level beam search over lines (the Tree-of-Thoughts analogue):
+    /// the model proposes next lines, illegal ones are dropped, the best
+    /// `width` paths by log-probability survive; one completion per
+    /// problem. Needs a task with step rules (countdown, game24).
+    Beam {
+        /// Paths kept after every step, >= 1. Default 5 (paper B's ToT
+        /// beam for Countdown).
+        #[serde(default = "five")]
+        width: usize,
+        /// Lines sampled from the model per kept path and step, >= 1.
+        /// Default 8.
+        #[serde(default = "eight")]
+        proposals: usize,
+        /// Temperature the proposals are sampled at, > 0; they are scored
+        /// by their log-probability at temperature 1 whatever it is.
+        /// Default 1.
+        #[serde(default = "one_f")]
+        temperature: f32,
+        /// Nucleus cut-off of the proposal sampling, in (0, 1]. Default 1.
+        #[serde(default = "one_f")]
+        top_p: f32,
+    },
 }
 
 fn one() -> usize {
     1
+}
+fn five() -> usize {
+    5
+}
+fn eight() -> usize {
+    8
 }
 fn one_f() -> f32 {
     1.0
@@ -61,37 +99,78 @@ impl DecoderConfig {
     /// Completions per problem.
     pub fn samples(&self) -> usize {
         match self {
-            Self::Greedy {} => 1,
+            Self::Greedy {} | Self::Beam { .. } => 1,
             Self::Sample { n, .. } => *n,
         }
     }
 
     /// Checks ranges; `at` is the key path for errors (`eval.probes[1].decoder`).
     pub fn validate(&self, at: &str) -> Result<()> {
-        if let DecoderConfig::Sample {
-            n,
-            temperature,
-            top_p,
-        } = *self
-        {
-            if n == 0 {
-                bail!("{at}.n = 0: must be at least 1");
+        let (temperature, top_p) = match *self {
+            Self::Greedy {} => return Ok(()),
+            Self::Sample {
+                n,
+                temperature,
+                top_p,
+            } => {
+                if n == 0 {
+                    bail!("{at}.n = 0: must be at least 1");
+                }
+                (temperature, top_p)
             }
-            if !(temperature > 0.0 && temperature.is_finite()) {
-                bail!("{at}.temperature = {temperature}: must be > 0 (use kind = \"greedy\" for argmax)");
+            Self::Beam {
+                width,
+                proposals,
+                temperature,
+                top_p,
+            } => {
+                if width == 0 {
+                    bail!("{at}.width = 0: must be at least 1");
+                }
+                if proposals == 0 {
+                    bail!("{at}.proposals = 0: must be at least 1");
+                }
+                (temperature, top_p)
             }
-            if !(top_p > 0.0 && top_p <= 1.0) {
-                bail!("{at}.top_p = {top_p}: allowed range is (0, 1]");
-            }
+        };
+        if !(temperature > 0.0 && temperature.is_finite()) {
+            bail!(
+                "{at}.temperature = {temperature}: must be > 0 (use kind = \"greedy\" for argmax)"
+            );
+        }
+        if !(top_p > 0.0 && top_p <= 1.0) {
+            bail!("{at}.top_p = {top_p}: allowed range is (0, 1]");
         }
         Ok(())
     }
 
-    /// The per-token rule this decoder samples with.
+    /// [`DecoderConfig::validate`] for a decoder that samples completions
+    /// one pass each (rollouts): a beam search is not one.
+    pub fn validate_sampler(&self, at: &str) -> Result<()> {
+        if let Self::Beam { .. } = self {
+            bail!("{at}: kind = \"beam\" is a search, not a sampler; use kind = \"greedy\" or \"sample\" here");
+        }
+        self.validate(at)
+    }
+
+    /// Checks that `task` can be decoded this way: a beam search needs
+    /// the task's step rules.
+    pub fn check_task(&self, task: &dyn Task) -> Result<()> {
+        if let Self::Beam { .. } = self {
+            step_rules(task)?;
+        }
+        Ok(())
+    }
+
+    /// The per-token rule this decoder samples with (a beam search: the
+    /// rule its proposals are sampled with).
     pub fn decoding(&self) -> Decoding {
         match *self {
             Self::Greedy {} => Decoding::Greedy,
             Self::Sample {
+                temperature, top_p, ..
+            }
+            | Self::Beam {
                 temperature, top_p, ..
             } => Decoding::Sample { temperature, top_p },
         }
@@ -113,7 +192,37 @@ impl DecoderConfig {
                 };
                 format!("sample{n}_t{temperature}{p}")
             }
+            Self::Beam {
+                width,
+                proposals,
+                temperature,
+                top_p,
+            } => {
+                // only what differs from the defaults: `beam5`, `beam5_n16_t0.7`
+                let mut s = format!("beam{width}");
+                if *proposals != eight() {
+                    s += &format!("_n{proposals}");
+                }
+                if *temperature != 1.0 {
+                    s += &format!("_t{temperature}");
+                }
+                if *top_p < 1.0 {
+                    s += &format!("_p{top_p}");
+                }
+                s
+            }
         }
+    }
+}
+
+/// The task's step rules, or an error saying a beam search needs them.
+fn step_rules(task: &dyn Task) -> Result<&dyn StepRules> {
+    match task.step_rules() {
+        Some(r) => Ok(r),
+        None => bail!(
+            "kind = \"beam\" searches over lines of steps, but this task has no step rules \
+             (use it with kind = \"countdown\" or \"game24\", or decode with \"greedy\" / \"sample\")"
+        ),
     }
 }
 
@@ -152,8 +261,9 @@ pub struct ProbeConfig {
     pub name: String,
     /// Which split of the task, e.g. `test`.
     pub split: String,
-    /// Decoder, e.g. `{ kind = "greedy" }` (default) or
-    /// `{ kind = "sample", n = 4, temperature = 0.7, top_p = 0.95 }`.
+    /// Decoder, e.g. `{ kind = "greedy" }` (default),
+    /// `{ kind = "sample", n = 4, temperature = 0.7, top_p = 0.95 }` or
+    /// `{ kind = "beam", width = 5 }` (step-level search; countdown, game24).
     #[serde(default)]
     pub decoder: DecoderConfig,
     /// `exact_match` (default) or `verifier`.
@@ -254,8 +364,11 @@ pub struct ProbeResult {
     pub solved: usize,
     /// A few (prompt, reference, got) triples of wrong completions.
     pub wrong_examples: Vec<(String, String, String)>,
-    /// `<bksp>` actions and what they did, over all completions.
+    /// `<bksp>` actions and what they did, over all completions (none for
+    /// a beam search, whose lines are states with backspaces applied).
     pub backspace: BackspaceStats,
+    /// Wall time of the probe (decoding or searching, and grading), seconds.
+    pub seconds: f64,
 }
 
 /// What the `<bksp>` actions of completions did, against the reference.
@@ -319,6 +432,15 @@ impl ProbeResult {
     pub fn pass_at_n(&self) -> f64 {
         self.solved as f64 / self.n.max(1) as f64
     }
+
+    /// Mean wall time per problem, seconds (0 without problems).
+    pub fn seconds_per_problem(&self) -> f64 {
+        if self.n == 0 {
+            0.0
+        } else {
+            self.seconds / self.n as f64
+        }
+    }
 }
 
 /// Whether `completion` solves `problem` by `grader`.
@@ -341,7 +463,77 @@ pub fn grade(
 /// `decoder` (the model in decoding mode: build it once per set of weights
 /// and run every probe with it), in batches of `batch_size`, at most
 /// `max_new` actions each; sample `k` of every problem draws from `rngs(k)`.
+/// A beam probe instead searches each problem alone, problem `i` drawing
+/// from `rngs(i)` (so its result does not depend on which problems run
+/// with it), within `max_new` tokens. Records the wall time.
 pub fn run_probe(
+    decoder: &CachedDecoder,
+    task: &dyn Task,
+    problems: &[Problem],
+    probe: &ProbeConfig,
+    max_new: usize,
+    batch_size: usize,
+    rngs: impl Fn(usize) -> StdRng,
+) -> Result<ProbeResult> {
+    let start = Instant::now();
+    let mut res = match probe.decoder {
+        DecoderConfig::Beam {
+            width, proposals, ..
+        } => {
+            let settings = BeamSettings {
+                width,
+                max_tokens: max_new,
+            };
+            search_probe(decoder, task, problems, probe, settings, proposals, rngs)?
+        }
+        _ => decode_probe(decoder, task, problems, probe, max_new, batch_size, rngs)?,
+    };
+    res.seconds = start.elapsed().as_secs_f64();
+    Ok(res)
+}
+
+/// [`run_probe`] for a beam decoder: one search per problem.
+fn search_probe(
+    decoder: &CachedDecoder,
+    task: &dyn Task,
+    problems: &[Problem],
+    probe: &ProbeConfig,
+    settings: BeamSettings,
+    proposals: usize,
+    rngs: impl Fn(usize) -> StdRng,
+) -> Result<ProbeResult> {
+    let rules = step_rules(task).map_err(|e| anyhow::anyhow!("probe {:?}: {e}", probe.name))?;
+    let mut res = ProbeResult {
+        n: problems.len(),
+        correct: 0,
+        samples: problems.len(),
+        solved: 0,
+        wrong_examples: vec![],
+        backspace: BackspaceStats::default(),
+        seconds: 0.0,
+    };
+    for (i, p) in problems.iter().enumerate() {
+        let mut proposer = ModelProposer::new(decoder, proposals, probe.decoder.decoding());
+        let found = beam_search(rules, &mut proposer, &p.prompt, settings, &mut rngs(i))?;
+        let got = found.best.map(|b| b.completion());
+        match got {
+            Some(c) if grade(task, probe.grader, p, &c)? => {
+                res.correct += 1;
+                res.solved += 1;
+            }
+            got if res.wrong_examples.len() < 5 => res.wrong_examples.push((
+                p.prompt.clone(),
+                p.reference.clone(),
+                got.unwrap_or_default(),
+            )),
+            _ => {}
+        }
+    }
+    Ok(res)
+}
+
+/// [`run_probe`] for a greedy or sampling decoder.
+fn decode_probe(
     decoder: &CachedDecoder,
     task: &dyn Task,
     problems: &[Problem],
@@ -358,6 +550,7 @@ pub fn run_probe(
         solved: 0,
         wrong_examples: vec![],
         backspace: BackspaceStats::default(),
+        seconds: 0.0,
     };
     let mut solved = vec![false; problems.len()];
     for k in 0..samples {

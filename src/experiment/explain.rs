@@ -33,6 +33,41 @@ fn resolve<'a>(root: &'a RootSchema, s: &'a SchemaObject) -> &'a SchemaObject {
     }
 }
 
+/// The tag of one variant of a tagged enum: its property with a single
+/// allowed value (`kind = "beam"`, `source = "file"`).
+fn tag(o: &SchemaObject) -> Option<(String, String)> {
+    o.object
+        .as_ref()?
+        .properties
+        .iter()
+        .find_map(|(name, p)| match p {
+            Schema::Object(p) => match p.enum_values.as_deref() {
+                Some([v]) => Some((name.clone(), v.to_string())),
+                _ => None,
+            },
+            _ => None,
+        })
+}
+
+/// The variants of a tagged enum (resolved), if `s` is one.
+fn variants<'a>(root: &'a RootSchema, s: &'a SchemaObject) -> Vec<&'a SchemaObject> {
+    let s = resolve(root, s);
+    let Some(alts) = s
+        .subschemas
+        .as_ref()
+        .and_then(|sub| sub.one_of.as_ref().or(sub.any_of.as_ref()))
+    else {
+        return vec![];
+    };
+    alts.iter()
+        .filter_map(|x| match x {
+            Schema::Object(o) => Some(resolve(root, o)),
+            _ => None,
+        })
+        .filter(|o| tag(o).is_some())
+        .collect()
+}
+
 fn type_name(root: &RootSchema, s: &SchemaObject) -> String {
     let s = resolve(root, s);
     if let Some(values) = &s.enum_values {
@@ -52,17 +87,8 @@ fn type_name(root: &RootSchema, s: &SchemaObject) -> String {
                 })
                 .map(|o| {
                     // tagged enum variant: { kind = "mle" }
-                    o.object
-                        .as_ref()
-                        .and_then(|ob| ob.properties.get("kind"))
-                        .and_then(|k| match k {
-                            Schema::Object(k) => k
-                                .enum_values
-                                .as_ref()
-                                .and_then(|v| v.first())
-                                .map(|v| format!("{{ kind = {v} }}")),
-                            _ => None,
-                        })
+                    tag(o)
+                        .map(|(k, v)| format!("{{ {k} = {v} }}"))
                         .unwrap_or_else(|| type_name(root, o))
                 })
                 .collect();
@@ -102,6 +128,46 @@ fn is_table(root: &RootSchema, s: &SchemaObject) -> bool {
     s.object.as_ref().is_some_and(|o| !o.properties.is_empty())
 }
 
+/// One key: its type, default and the first paragraph of its doc, indented
+/// by `indent`; for a tagged enum (`decoder = { kind = "beam", ... }`),
+/// then the keys of every variant that has any, indented further.
+fn key(root: &RootSchema, name: &str, p: &SchemaObject, indent: usize, out: &mut String) {
+    let meta = p.metadata.as_ref().or(resolve(root, p).metadata.as_ref());
+    let doc = meta.and_then(|m| m.description.clone()).unwrap_or_default();
+    let doc = doc.split("\n\n").next().unwrap_or("").replace('\n', " ");
+    let default = meta
+        .and_then(|m| m.default.as_ref())
+        .map(|d| format!(" (default {d})"))
+        .unwrap_or_default();
+    let (pad, w) = (" ".repeat(indent), 22usize.saturating_sub(indent).max(1));
+    let _ = writeln!(out, "{pad}{name:<w$} {}{default}", type_name(root, p));
+    if !doc.is_empty() {
+        let _ = writeln!(out, "{pad}{:<w$} {doc}", "");
+    }
+    for v in variants(root, p) {
+        let Some((tag_key, tag_value)) = tag(v) else {
+            continue;
+        };
+        let Some(obj) = &v.object else { continue };
+        let keys: Vec<(&String, &SchemaObject)> = obj
+            .properties
+            .iter()
+            .filter(|(n, _)| **n != tag_key)
+            .filter_map(|(n, s)| match s {
+                Schema::Object(o) => Some((n, o)),
+                _ => None,
+            })
+            .collect();
+        if keys.is_empty() {
+            continue;
+        }
+        let _ = writeln!(out, "{pad}  with {tag_key} = {tag_value}:");
+        for (n, o) in keys {
+            key(root, n, o, indent + 4, out);
+        }
+    }
+}
+
 fn section(root: &RootSchema, title: &str, s: &SchemaObject, out: &mut String) {
     let s = resolve(root, s);
     let Some(obj) = &s.object else { return };
@@ -109,9 +175,6 @@ fn section(root: &RootSchema, title: &str, s: &SchemaObject, out: &mut String) {
     let mut nested = Vec::new();
     for (name, prop) in &obj.properties {
         let Schema::Object(p) = prop else { continue };
-        let meta = p.metadata.as_ref().or(resolve(root, p).metadata.as_ref());
-        let doc = meta.and_then(|m| m.description.clone()).unwrap_or_default();
-        let doc = doc.split("\n\n").next().unwrap_or("").replace('\n', " ");
         if is_table(root, p) && !name.starts_with("objective") {
             nested.push((name.clone(), p.clone(), false));
             continue;
@@ -131,14 +194,7 @@ fn section(root: &RootSchema, title: &str, s: &SchemaObject, out: &mut String) {
             nested.push((name.clone(), item, true));
             continue;
         }
-        let default = meta
-            .and_then(|m| m.default.as_ref())
-            .map(|d| format!(" (default {d})"))
-            .unwrap_or_default();
-        let _ = writeln!(out, "  {name:<20} {}{default}", type_name(root, p));
-        if !doc.is_empty() {
-            let _ = writeln!(out, "  {:<20} {doc}", "");
-        }
+        key(root, name, p, 2, out);
     }
     for (name, p, array) in nested {
         let base = title.trim_matches(|c| c == '[' || c == ']');

@@ -24,7 +24,9 @@ use crate::experiment::grid::RunSpec;
 use crate::experiment::provenance;
 use crate::experiment::resume::{self, global_step, Position};
 use crate::experiment::stage_data::{RolloutBuffer, StageData};
-use crate::experiment::summary::{final_backspace, stage_results, StageTiming, Summary};
+use crate::experiment::summary::{
+    final_backspace, final_timing, stage_results, StageTiming, Summary,
+};
 use crate::metrics::{MetricsLog, Row};
 use crate::model::decode::CachedDecoder;
 use crate::objectives::sequence_logprobs;
@@ -168,6 +170,8 @@ impl<D: Backend> Runner<'_, D> {
         if let Some(f) = res.backspace.fix_rate() {
             self.log(stage, step, &name, "fix_rate", f, elapsed_s)?;
         }
+        let secs = res.seconds_per_problem();
+        self.log(stage, step, &name, "seconds_per_problem", secs, elapsed_s)?;
         Ok(res)
     }
 
@@ -436,6 +440,7 @@ fn build_probes(cfg: &ExperimentConfig, task: &dyn Task) -> Result<Vec<Probe>> {
             };
             let t: &dyn Task = own.as_deref().unwrap_or(task);
             let problems = t.problems(&p.split).with_context(|| format!("{at}.split"))?;
+            p.decoder.check_task(t).with_context(|| format!("{at}.decoder"))?;
             if let Some(first) = problems.first() {
                 grade(t, p.grader, first, &first.reference)
                     .with_context(|| format!("{at}.grader"))?;
@@ -690,6 +695,7 @@ pub fn run<D: Backend>(
         num_params: model.num_params(),
         exact_match: final_em,
         backspace: final_backspace(cfg, &probe_cfgs, &rows),
+        timing: final_timing(cfg, &probe_cfgs, &rows),
         n: final_n,
         val_loss,
         after_stage,

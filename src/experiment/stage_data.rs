@@ -136,7 +136,7 @@ impl DataSourceConfig {
                 }
                 Ok(())
             }
-            Self::Rollouts { decoder, .. } => decoder.validate(&format!("{at}.decoder")),
+            Self::Rollouts { decoder, .. } => decoder.validate_sampler(&format!("{at}.decoder")),
             Self::Search {
                 failed_share,
                 rejected_per_chosen,
@@ -203,7 +203,7 @@ impl RolloutConfig {
                 bail!("{at}.{key} = 0: must be at least 1");
             }
         }
-        self.decoder.validate(&format!("{at}.decoder"))
+        self.decoder.validate_sampler(&format!("{at}.decoder"))
     }
 }
 

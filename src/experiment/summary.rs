@@ -48,6 +48,11 @@ pub struct Summary {
     /// without deletions).
     #[serde(default)]
     pub backspace: BTreeMap<String, BTreeMap<String, f64>>,
+    /// Wall-time metrics per probe after the last stage:
+    /// `timing[probe]["seconds_per_problem"]` (decoding or searching, and
+    /// grading, per problem).
+    #[serde(default)]
+    pub timing: BTreeMap<String, BTreeMap<String, f64>>,
     /// Accuracy per stage per probe: `after_stage[stage][probe]` (the forgetting table).
     pub after_stage: BTreeMap<String, BTreeMap<String, f64>>,
     pub stages: Vec<StageTiming>,
@@ -61,18 +66,40 @@ pub struct Summary {
 /// Names of the per-probe backspace metrics kept in the summary.
 pub const BACKSPACE_METRICS: [&str; 2] = ["backspaces", "fix_rate"];
 
+/// Names of the per-probe wall-time metrics kept in the summary.
+pub const TIMING_METRICS: [&str; 1] = ["seconds_per_problem"];
+
 /// Each probe's [`BACKSPACE_METRICS`] at the end of the last stage.
 pub fn final_backspace(
     cfg: &ExperimentConfig,
     probes: &[ProbeConfig],
     rows: &[Row],
 ) -> BTreeMap<String, BTreeMap<String, f64>> {
+    final_probe_metrics(cfg, probes, rows, &BACKSPACE_METRICS)
+}
+
+/// Each probe's [`TIMING_METRICS`] at the end of the last stage.
+pub fn final_timing(
+    cfg: &ExperimentConfig,
+    probes: &[ProbeConfig],
+    rows: &[Row],
+) -> BTreeMap<String, BTreeMap<String, f64>> {
+    final_probe_metrics(cfg, probes, rows, &TIMING_METRICS)
+}
+
+/// Each probe's `metrics` at the end of the last stage (absent ones left out).
+fn final_probe_metrics(
+    cfg: &ExperimentConfig,
+    probes: &[ProbeConfig],
+    rows: &[Row],
+    metrics: &[&str],
+) -> BTreeMap<String, BTreeMap<String, f64>> {
     let (si, st) = (cfg.stages.len() - 1, &cfg.stages[cfg.stages.len() - 1]);
     let end = global_step(cfg, si + 1, 0);
     probes
         .iter()
         .map(|p| {
-            let m = BACKSPACE_METRICS
+            let m = metrics
                 .iter()
                 .filter_map(|&metric| {
                     rows.iter()

@@ -18,10 +18,11 @@
 //!
 //! `results/<name>/summary.csv` has one row per finished run; columns:
 //! `run_id, index, axis:<path>... , seed, final:<split>..., after:<stage>:<split>...,
-//! backspaces:<split>..., fix_rate:<split>..., val_loss, wall_s, ms_per_step, tokens_per_s, num_params, git_commit, rewind_version`
+//! backspaces:<split>..., fix_rate:<split>..., seconds_per_problem:<split>..., val_loss, wall_s, ms_per_step, tokens_per_s, num_params, git_commit, rewind_version`
 //! (`final:` = exact match after the last stage; `after:` = after each stage,
 //! the forgetting table); `backspaces:` and `fix_rate:` after the last stage (`<bksp>` per answer; share of deletions that
-//! removed a wrong token, empty without deletions).
+//! removed a wrong token, empty without deletions); `seconds_per_problem:`
+//! the probe's wall time per problem after the last stage.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -35,7 +36,7 @@ pub use crate::experiment::grid::{
     expand, parse_shard, run_id, shard, value_text, Axis, RunSpec, Sweep,
 };
 use crate::experiment::run::{run, RunOptions};
-use crate::experiment::summary::{Summary, BACKSPACE_METRICS};
+use crate::experiment::summary::{Summary, BACKSPACE_METRICS, TIMING_METRICS};
 
 /// How a sweep is run.
 #[derive(Clone, Debug, Default)]
@@ -184,7 +185,7 @@ pub fn write_summary(sweep: &Sweep, root: &Path) -> Result<(PathBuf, Vec<String>
     for st in &stages {
         header.extend(splits.iter().map(|s| format!("after:{st}:{s}")));
     }
-    for m in BACKSPACE_METRICS {
+    for m in BACKSPACE_METRICS.iter().chain(&TIMING_METRICS) {
         header.extend(splits.iter().map(|s| format!("{m}:{s}")));
     }
     for c in [
@@ -218,6 +219,13 @@ pub fn write_summary(sweep: &Sweep, root: &Path) -> Result<(PathBuf, Vec<String>
                 splits
                     .iter()
                     .map(|sp| opt(s.backspace.get(sp).and_then(|b| b.get(m)))),
+            );
+        }
+        for m in TIMING_METRICS {
+            rec.extend(
+                splits
+                    .iter()
+                    .map(|sp| opt(s.timing.get(sp).and_then(|b| b.get(m)))),
             );
         }
         let steps: u64 = s.stages.iter().map(|t| t.steps).sum();

@@ -126,6 +126,13 @@ impl RowCache {
         &self.logits[(n - 1) * v..n * v]
     }
 
+    /// Protects every token now present from [`RowCache::pop`]: a state
+    /// decoding continues from (a beam-search state: prompt and accepted
+    /// lines) is then as fixed as a freshly prefilled prompt.
+    pub fn protect(&mut self) {
+        self.protected = self.tokens.len();
+    }
+
     /// Reserves room for `extra` more positions in every buffer.
     pub fn reserve(&mut self, extra: usize) {
         self.tokens.reserve(extra);

@@ -5,6 +5,7 @@
 
 mod arithmetic;
 mod backspace;
+mod beam;
 mod cache;
 mod config;
 mod countdown;

@@ -63,13 +63,13 @@ pub(crate) fn opts(root: &Path, stop_after: Option<u64>) -> RunOptions {
     }
 }
 
-/// Rows without wall-clock measurements (elapsed_s, tokens_per_s), which
-/// legitimately differ between runs.
+/// Rows without wall-clock measurements (elapsed_s, tokens_per_s,
+/// seconds_per_problem), which legitimately differ between runs.
 pub(crate) fn rows(dir: &Path) -> Vec<(String, u64, String, String, f64)> {
     metrics::read(&dir.join("metrics.csv"))
         .unwrap()
         .into_iter()
-        .filter(|r| r.metric != "tokens_per_s")
+        .filter(|r| r.metric != "tokens_per_s" && r.metric != "seconds_per_problem")
         .map(|r| (r.stage, r.step, r.split, r.metric, r.value))
         .collect()
 }

@@ -163,12 +163,15 @@ proptest! {
     }
 }
 
-/// summary.csv without the wall-clock columns.
+/// summary.csv without the wall-clock columns (`seconds_per_problem:*` too).
 fn deterministic_summary(root: &Path) -> Vec<Vec<String>> {
     let mut rdr = csv::Reader::from_path(root.join("grid/summary.csv")).unwrap();
     let header: Vec<String> = rdr.headers().unwrap().iter().map(String::from).collect();
     let keep: Vec<usize> = (0..header.len())
-        .filter(|&i| !["wall_s", "ms_per_step", "tokens_per_s"].contains(&header[i].as_str()))
+        .filter(|&i| {
+            !["wall_s", "ms_per_step", "tokens_per_s"].contains(&header[i].as_str())
+                && !header[i].starts_with("seconds_per_problem:")
+        })
         .collect();
     let mut rows = vec![keep.iter().map(|&i| header[i].clone()).collect::<Vec<_>>()];
     for r in rdr.records() {

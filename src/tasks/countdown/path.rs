@@ -428,6 +428,51 @@ pub fn verify_completion(
     Ok(())
 }
 
+/// Labels the beginning of a completion, given as its complete `lines`
+/// (without newlines): `Ok(())` iff some continuation could make it a
+/// completion [`verify_completion`] accepts, as far as the lines go. Every
+/// step must be legal (operands left as a multiset, a legal operation, the
+/// stated result and `left:` list right), there may be at most
+/// `count - 1` steps, and a final `Answer:` line is checked exactly as the
+/// full verifier checks the whole completion (so it must reach the
+/// target). What a step-level search prunes with.
+///
+/// It runs [`verify_completion`] itself on the lines, so there is one
+/// checker: that checks the steps in order and stops at the first fault,
+/// and when every given step passed it reports running out of lines as
+/// `StepCount { got: <lines given> }` (fewer than `count - 1` steps) or
+/// `MissingAnswer` (all of them); those two mean the prefix is legal.
+pub fn verify_prefix(
+    numbers: &[i64],
+    target: i64,
+    lines: &[&str],
+    game: Game,
+) -> Result<(), Rejection> {
+    let expected = numbers.len().saturating_sub(1);
+    if let Some((k, text)) = lines.iter().enumerate().find(|(_, l)| l.contains('\n')) {
+        return Err(Rejection::StepFormat {
+            line: k + 1,
+            text: text.to_string(),
+            reason: "a line may not contain a newline".into(),
+        });
+    }
+    let completion: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    if lines.last().is_some_and(|l| l.starts_with("Answer:")) {
+        return verify_completion(numbers, target, &completion, game);
+    }
+    if lines.len() > expected {
+        return Err(Rejection::StepCount {
+            expected,
+            got: lines.len(),
+        });
+    }
+    match verify_completion(numbers, target, &completion, game) {
+        Err(Rejection::StepCount { got, .. }) if got == lines.len() && got < expected => Ok(()),
+        Err(Rejection::MissingAnswer) if lines.len() == expected => Ok(()),
+        other => other,
+    }
+}
+
 /// Token ids of one example in the shared vocabulary (no `<bos>`/`<eos>`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EncodedPath {

@@ -36,7 +36,7 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 use super::config::{CountdownSection, Game24Section};
-use super::path::{parse_prompt, prompt, render_completion, verify_completion};
+use super::path::{parse_prompt, prompt, render_completion, verify_completion, verify_prefix};
 use super::puzzle::{
     game24_split, generate_countdown, sample_solvable, CountdownSpec, Instance, Split,
     GAME24_RANGE, GAME24_SOLVABLE_COUNT, GAME24_TARGET, SOLVE_MAX_NUMBERS, SOLVE_MAX_VALUE,
@@ -45,7 +45,7 @@ use super::rules::{Game, Move, Ratio, Value};
 use super::search::{self, Strategy, StrategyMix, StrategySpec};
 use super::solver::solve;
 use crate::tasks::from_value;
-use crate::tasks::{Problem, Task};
+use crate::tasks::{Problem, StepRules, Task};
 
 /// Most problems in one of the `val` / `test` splits (they are generated,
 /// and solved, when the task is built).
@@ -724,6 +724,10 @@ impl Task for CountdownTask {
         Some(ok)
     }
 
+    fn step_rules(&self) -> Option<&dyn StepRules> {
+        Some(self)
+    }
+
     fn max_seq_len(&self) -> usize {
         self.max_prompt_len + self.max_completion_len + 2
     }
@@ -744,6 +748,23 @@ impl Task for CountdownTask {
             prompt(&numbers, target),
             reference(self.game, &numbers, target)?,
         ))
+    }
+}
+
+/// The step rules of the path format ([`verify_prefix`]), for a step-level
+/// search over the model's lines.
+impl StepRules for CountdownTask {
+    /// Numbers and target come from the prompt ([`parse_prompt`]); a prompt
+    /// that does not parse, or has text after it, admits nothing.
+    fn legal_prefix(&self, prompt: &str, lines: &[&str]) -> bool {
+        match parse_prompt(prompt) {
+            Ok((numbers, target, "")) => verify_prefix(&numbers, target, lines, self.game).is_ok(),
+            _ => false,
+        }
+    }
+
+    fn is_final(&self, line: &str) -> bool {
+        line.starts_with("Answer:")
     }
 }
 
