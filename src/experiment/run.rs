@@ -29,8 +29,8 @@ use crate::experiment::summary::{
 };
 use crate::metrics::{MetricsLog, Row};
 use crate::model::decode::CachedDecoder;
-use crate::objectives::sequence_logprobs;
 use crate::model::{rng_for, sub_seed, Dropout, Transformer};
+use crate::objectives::sequence_logprobs;
 use crate::tasks::{Problem, Task};
 use crate::train::checkpoint;
 use crate::train::optim::{lr_at, AdamW};
@@ -230,7 +230,12 @@ impl<D: Backend> Runner<'_, D> {
     /// from), for objectives that read one (DPO). Saved into the run folder
     /// when the stage starts, so a resumed run scores against the same
     /// weights; removed when the stage's boundary checkpoint is written.
-    fn reference(&self, model: &Transformer<D>, si: usize, pos: Position) -> Result<Transformer<D>> {
+    fn reference(
+        &self,
+        model: &Transformer<D>,
+        si: usize,
+        pos: Position,
+    ) -> Result<Transformer<D>> {
         let path = reference_path(&self.dir, si);
         if pos.step_in_stage == 0 {
             let mut meta = std::collections::BTreeMap::new();

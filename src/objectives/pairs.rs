@@ -30,7 +30,10 @@ pub(crate) fn pair_batch<'a>(
 }
 
 /// Completion log-probabilities `s_r` and completion lengths of every row.
-pub(crate) fn scores(logits: &[f32], p: &PairBatch) -> Result<(Vec<f64>, Vec<f64>), ObjectiveError> {
+pub(crate) fn scores(
+    logits: &[f32],
+    p: &PairBatch,
+) -> Result<(Vec<f64>, Vec<f64>), ObjectiveError> {
     let s = sequence_logprobs(logits, &p.rows)?;
     let b = &p.rows;
     let mut len = vec![0.0f64; b.batch];

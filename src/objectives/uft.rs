@@ -92,7 +92,13 @@ pub fn unlikelihood(
         let sum: f64 = e.iter().sum();
         let p = e[y] / sum;
         // 1 - p as the mass of the other tokens: no cancellation
-        let q = e.iter().enumerate().filter(|&(j, _)| j != y).map(|(_, x)| x).sum::<f64>() / sum;
+        let q = e
+            .iter()
+            .enumerate()
+            .filter(|&(j, _)| j != y)
+            .map(|(_, x)| x)
+            .sum::<f64>()
+            / sum;
         total += -(q + UL_EPS).ln();
         coef[at] = (p / (q + UL_EPS) / count as f64) as f32;
     }

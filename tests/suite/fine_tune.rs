@@ -58,7 +58,15 @@ fn row_scores(l: &[f64], t: &[usize], c: &[bool], s: usize, v: usize) -> (Vec<f6
 
 /// Reference UFT: (1-α) mean NLL over D+ completion tokens + α mean over D-
 /// completion tokens of -ln(1 - p + 1e-8); α = 0 is SFT.
-fn uft_ref(l: &[f64], t: &[usize], c: &[bool], failed: &[bool], s: usize, v: usize, alpha: f64) -> f64 {
+fn uft_ref(
+    l: &[f64],
+    t: &[usize],
+    c: &[bool],
+    failed: &[bool],
+    s: usize,
+    v: usize,
+    alpha: f64,
+) -> f64 {
     let (mut pos, mut np, mut neg, mut nn) = (0.0, 0.0, 0.0, 0.0);
     for at in 0..t.len() {
         if !c[at] {
@@ -85,7 +93,16 @@ enum Pref {
 }
 
 /// Reference preference losses over `pairs` (rows i and pairs + i).
-fn pref_ref(l: &[f64], t: &[usize], c: &[bool], s: usize, v: usize, pairs: usize, refp: &[f64], kind: Pref) -> f64 {
+fn pref_ref(
+    l: &[f64],
+    t: &[usize],
+    c: &[bool],
+    s: usize,
+    v: usize,
+    pairs: usize,
+    refp: &[f64],
+    kind: Pref,
+) -> f64 {
     let (sc, len) = row_scores(l, t, c, s, v);
     let nls = |h: f64| (1.0 + (-h).exp()).ln();
     let mut loss = 0.0;
@@ -93,7 +110,9 @@ fn pref_ref(l: &[f64], t: &[usize], c: &[bool], s: usize, v: usize, pairs: usize
         let (a, b) = (i, pairs + i);
         let h = match kind {
             Pref::Dpo(beta) => beta * ((sc[a] - refp[a]) - (sc[b] - refp[b])),
-            Pref::Simpo(beta, gamma, _) => beta * (sc[a] / len[a].max(1.0) - sc[b] / len[b].max(1.0)) - gamma,
+            Pref::Simpo(beta, gamma, _) => {
+                beta * (sc[a] / len[a].max(1.0) - sc[b] / len[b].max(1.0)) - gamma
+            }
             Pref::Cpo(beta, _) => beta * (sc[a] - sc[b]),
         };
         loss += nls(h) / pairs as f64;
@@ -113,7 +132,12 @@ fn crate_pref(logits: &[f32], p: &PairBatch, kind: Pref) -> (f64, Vec<f32>) {
     let batch = TrainBatch::Pairs(p.clone());
     match kind {
         Pref::Dpo(beta) => Dpo { beta }.loss_and_grad(logits, &batch),
-        Pref::Simpo(beta, gamma, cpo_alpha) => Simpo { beta, gamma, cpo_alpha }.loss_and_grad(logits, &batch),
+        Pref::Simpo(beta, gamma, cpo_alpha) => Simpo {
+            beta,
+            gamma,
+            cpo_alpha,
+        }
+        .loss_and_grad(logits, &batch),
         Pref::Cpo(beta, cpo_alpha) => Cpo { beta, cpo_alpha }.loss_and_grad(logits, &batch),
     }
     .unwrap()
@@ -128,7 +152,11 @@ fn check_fd(x: &[f32], grad: &[f32], f: impl Fn(&[f64]) -> f64) -> Result<(), Te
         p[i] += h;
         m[i] -= h;
         let fd = (f(&p) - f(&m)) / (2.0 * h);
-        prop_assert!((grad[i] as f64 - fd).abs() <= 1e-4 + 1e-3 * fd.abs(), "logit {i}: crate {} vs fd {fd}", grad[i]);
+        prop_assert!(
+            (grad[i] as f64 - fd).abs() <= 1e-4 + 1e-3 * fd.abs(),
+            "logit {i}: crate {} vs fd {fd}",
+            grad[i]
+        );
     }
     Ok(())
 }
@@ -136,7 +164,12 @@ fn check_fd(x: &[f32], grad: &[f32], f: impl Fn(&[f64]) -> f64) -> Result<(), Te
 fn pref_kind() -> impl Strategy<Value = Pref> {
     prop_oneof![
         (0.05f64..3.0).prop_map(Pref::Dpo),
-        (0.05f64..3.0, 0.0f64..2.0, prop_oneof![Just(0.0), 0.0f64..2.0]).prop_map(|(b, g, a)| Pref::Simpo(b, g, a)),
+        (
+            0.05f64..3.0,
+            0.0f64..2.0,
+            prop_oneof![Just(0.0), 0.0f64..2.0]
+        )
+            .prop_map(|(b, g, a)| Pref::Simpo(b, g, a)),
         (0.05f64..3.0, prop_oneof![Just(1.0), 0.0f64..2.0]).prop_map(|(b, a)| Pref::Cpo(b, a)),
     ]
 }
@@ -195,8 +228,17 @@ fn one_pair(v: usize) -> (Vec<f32>, PairBatch) {
     let (s, b2) = (3, 2);
     let completion = vec![false, true, true, false, true, true];
     let targets = vec![1, 2, 3, 1, 0, 3];
-    let logits: Vec<f32> = (0..b2 * s * v).map(|i| ((i * 7 % 11) as f32 * 0.37).sin() * 2.0).collect();
-    (logits, PairBatch { rows: batch(b2, s, &targets, &completion), pairs: 1, ref_logp: vec![] })
+    let logits: Vec<f32> = (0..b2 * s * v)
+        .map(|i| ((i * 7 % 11) as f32 * 0.37).sin() * 2.0)
+        .collect();
+    (
+        logits,
+        PairBatch {
+            rows: batch(b2, s, &targets, &completion),
+            pairs: 1,
+            ref_logp: vec![],
+        },
+    )
 }
 
 #[test]
@@ -205,14 +247,21 @@ fn dpo_is_log_2_at_the_reference_and_its_gradient_raises_the_chosen_margin() {
     let (logits, mut p) = one_pair(v);
     p.ref_logp = sequence_logprobs(&logits, &p.rows).unwrap();
     let dpo = Dpo { beta: 0.5 };
-    let (loss, grad) = dpo.loss_and_grad(&logits, &TrainBatch::Pairs(p.clone())).unwrap();
+    let (loss, grad) = dpo
+        .loss_and_grad(&logits, &TrainBatch::Pairs(p.clone()))
+        .unwrap();
     assert!((loss - std::f64::consts::LN_2).abs() < 1e-9, "{loss}");
     let margin = |l: &[f32]| {
         let s = sequence_logprobs(l, &p.rows).unwrap();
         (s[0] - p.ref_logp[0]) - (s[1] - p.ref_logp[1])
     };
     let stepped: Vec<f32> = logits.iter().zip(&grad).map(|(z, g)| z - 0.1 * g).collect();
-    assert!(margin(&stepped) > margin(&logits) + 1e-4, "{} -> {}", margin(&logits), margin(&stepped));
+    assert!(
+        margin(&stepped) > margin(&logits) + 1e-4,
+        "{} -> {}",
+        margin(&logits),
+        margin(&stepped)
+    );
     let (after, _) = dpo.loss_and_grad(&stepped, &TrainBatch::Pairs(p)).unwrap();
     assert!(after < loss);
 }
@@ -220,7 +269,9 @@ fn dpo_is_log_2_at_the_reference_and_its_gradient_raises_the_chosen_margin() {
 #[test]
 fn dpo_without_reference_scores_is_an_error() {
     let (logits, p) = one_pair(5);
-    let e = Dpo { beta: 0.1 }.loss_and_grad(&logits, &TrainBatch::Pairs(p)).unwrap_err();
+    let e = Dpo { beta: 0.1 }
+        .loss_and_grad(&logits, &TrainBatch::Pairs(p))
+        .unwrap_err();
     assert!(e.to_string().contains("reference"), "{e}");
 }
 
@@ -229,13 +280,24 @@ fn prompt_and_padding_positions_get_zero_gradient() {
     let v = 5;
     let (logits, mut p) = one_pair(v);
     p.ref_logp = vec![-3.0, -4.0];
-    let masked = |grad: &[f32]| [0usize, 3].iter().all(|&at| grad[at * v..(at + 1) * v].iter().all(|&g| g == 0.0));
-    for kind in [Pref::Dpo(0.3), Pref::Simpo(2.0, 0.5, 1.0), Pref::Cpo(0.1, 1.0)] {
+    let masked = |grad: &[f32]| {
+        [0usize, 3]
+            .iter()
+            .all(|&at| grad[at * v..(at + 1) * v].iter().all(|&g| g == 0.0))
+    };
+    for kind in [
+        Pref::Dpo(0.3),
+        Pref::Simpo(2.0, 0.5, 1.0),
+        Pref::Cpo(0.1, 1.0),
+    ] {
         let (_, g) = crate_pref(&logits, &p, kind);
         assert!(masked(&g), "{kind:?}: {g:?}");
         assert!(g.iter().any(|&x| x != 0.0));
     }
-    let lb = TrainBatch::Labelled(LabelledBatch { rows: p.rows.clone(), failed: vec![false, true] });
+    let lb = TrainBatch::Labelled(LabelledBatch {
+        rows: p.rows.clone(),
+        failed: vec![false, true],
+    });
     let (_, g) = Uft { alpha: 0.3 }.loss_and_grad(&logits, &lb).unwrap();
     assert!(masked(&g), "{g:?}");
 }
@@ -249,12 +311,23 @@ fn unlikelihood_stays_finite_as_p_goes_to_one() {
     logits[2] = 1e4;
     logits[v + 1] = 50.0;
     logits[2 * v] = 12.0;
-    let lb = LabelledBatch { rows: batch(1, s, &targets, &[true, true, true]), failed: vec![true] };
-    let (loss, grad) = Uft { alpha: 1.0 }.loss_and_grad(&logits, &TrainBatch::Labelled(lb)).unwrap();
+    let lb = LabelledBatch {
+        rows: batch(1, s, &targets, &[true, true, true]),
+        failed: vec![true],
+    };
+    let (loss, grad) = Uft { alpha: 1.0 }
+        .loss_and_grad(&logits, &TrainBatch::Labelled(lb))
+        .unwrap();
     let bound = -(1e-8f64).ln();
-    assert!(loss.is_finite() && loss <= bound + 1e-9 && loss > 0.5 * bound, "{loss}");
+    assert!(
+        loss.is_finite() && loss <= bound + 1e-9 && loss > 0.5 * bound,
+        "{loss}"
+    );
     assert!(grad.iter().all(|g| g.is_finite()), "{grad:?}");
     // pushing the failed tokens down: their logits' gradients are >= 0
     // (exactly 0 once p rounds to 1: ∂p/∂z = p (1 - p) vanishes there)
-    assert!(grad[2] >= 0.0 && grad[v + 1] >= 0.0 && (grad[2 * v] - 1.0 / 3.0).abs() < 1e-2, "{grad:?}");
+    assert!(
+        grad[2] >= 0.0 && grad[v + 1] >= 0.0 && (grad[2 * v] - 1.0 / 3.0).abs() < 1e-2,
+        "{grad:?}"
+    );
 }
