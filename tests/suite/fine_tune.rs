@@ -93,6 +93,7 @@ enum Pref {
 }
 
 /// Reference preference losses over `pairs` (rows i and pairs + i).
+#[allow(clippy::too_many_arguments)]
 fn pref_ref(
     l: &[f64],
     t: &[usize],
