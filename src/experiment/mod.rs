@@ -11,6 +11,7 @@ pub mod report;
 pub mod resume;
 pub mod run;
 pub mod search_batches;
+pub mod shared_stage;
 pub mod stage_data;
 pub mod summary;
 pub mod sweep;

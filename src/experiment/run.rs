@@ -23,6 +23,7 @@ use crate::experiment::config::ExperimentConfig;
 use crate::experiment::grid::RunSpec;
 use crate::experiment::provenance;
 use crate::experiment::resume::{self, global_step, Position};
+use crate::experiment::shared_stage::SharedStage;
 use crate::experiment::stage_data::{RolloutBuffer, StageData};
 use crate::experiment::summary::{
     final_backspace, final_timing, stage_results, StageTiming, Summary,
@@ -54,6 +55,9 @@ pub struct RunOptions {
     pub progress: Option<indicatif::MultiProgress>,
     /// Prefix of the run's progress line (e.g. its id in a sweep).
     pub label: String,
+    /// Share the first stage with the other runs of the experiment that
+    /// train it alike ([`crate::experiment::shared_stage`]); sweeps do.
+    pub share_first_stage: bool,
 }
 
 /// The folder of a run: `<root>/<experiment name>/<run id>`.
@@ -525,12 +529,30 @@ pub fn run<D: Backend>(
 
     let mut model =
         Transformer::new(&cfg.model, &dev, sub_seed(seed, "init")).map_err(anyhow::Error::msg)?;
+    let mut shared = match opts.share_first_stage {
+        true => SharedStage::of(cfg, &opts.results_root)?,
+        false => None,
+    };
+    if let Some(sh) = shared.as_mut() {
+        if !ckpt_path.exists() && sh.adopt_or_lead(&dir)? && !opts.quiet && opts.progress.is_none()
+        {
+            eprintln!(
+                "{}: stage {:?} adopted from a run that trained it alike",
+                dir.display(),
+                cfg.stages[0].name
+            );
+        }
+    }
     let (mut pos, mut resumed_opt) = if ckpt_path.exists() {
         let (p, o) = resume::load(&ckpt_path, cfg, &mut model)?;
         (p, o)
     } else {
         (Position::default(), None)
     };
+    if pos.stage > 0 {
+        // stage 1 is done here (trained, adopted or published): nothing to share
+        shared = None;
+    }
     let resume_step = ckpt_path.exists().then(|| pos.global(cfg));
     let log = MetricsLog::open(&dir.join("metrics.csv"), resume_step)?;
     let total: u64 = cfg.stages.iter().map(|s| s.steps).sum();
@@ -642,6 +664,9 @@ pub fn run<D: Backend>(
             wall_s: r.wall_now(),
         };
         r.save(&model, &opt, pos)?;
+        if let Some(sh) = shared.as_mut().filter(|_| si == 0) {
+            sh.publish(&dir)?;
+        }
         let frozen = reference_path(&dir, si);
         if frozen.exists() {
             std::fs::remove_file(&frozen)

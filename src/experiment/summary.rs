@@ -35,8 +35,9 @@ pub struct Summary {
     pub device: String,
     pub threads: usize,
     pub num_params: usize,
-    /// Accuracy per probe (by name; a probe per split by default) after
-    /// the last stage: exact match, or the verifier's rate.
+    /// Success per probe (by name; a probe per split by default) after
+    /// the last stage: exact match, or the verifier's rate; for a probe
+    /// drawing n > 1 samples per problem, pass@n.
     pub exact_match: BTreeMap<String, f64>,
     /// Problems per probe.
     pub n: BTreeMap<String, usize>,
@@ -117,8 +118,18 @@ fn final_probe_metrics(
         .collect()
 }
 
+/// The metric a probe's success is read from: its grader's (exact match
+/// or verified) for one completion per problem, `pass@n` (solved by any of
+/// the n samples: best-of-n with a verifier) for several.
+pub fn success_metric(p: &ProbeConfig) -> String {
+    match p.decoder.samples() {
+        n if n > 1 => format!("pass@{n}"),
+        _ => p.grader.metric().to_string(),
+    }
+}
+
 /// The forgetting table (`after_stage[stage][probe]` = the probe's
-/// accuracy after that stage) and per-stage timings, read back from
+/// success ([`success_metric`]) after that stage) and per-stage timings, read back from
 /// metrics rows.
 pub fn stage_results(
     cfg: &ExperimentConfig,
@@ -139,7 +150,7 @@ pub fn stage_results(
         };
         let row: BTreeMap<String, f64> = probes
             .iter()
-            .filter_map(|p| at_end(&p.name, p.grader.metric()).map(|(v, _)| (p.name.clone(), v)))
+            .filter_map(|p| at_end(&p.name, &success_metric(p)).map(|(v, _)| (p.name.clone(), v)))
             .collect();
         table.insert(st.name.clone(), row);
         let elapsed = at_end("train", "loss").map_or(prev_elapsed, |(_, e)| e);

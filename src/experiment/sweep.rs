@@ -36,6 +36,7 @@ pub use crate::experiment::grid::{
     expand, parse_shard, run_id, shard, value_text, Axis, RunSpec, Sweep,
 };
 use crate::experiment::run::{run, RunOptions};
+use crate::experiment::shared_stage::{first_stage_key, SHARED_DIR};
 use crate::experiment::summary::{Summary, BACKSPACE_METRICS, TIMING_METRICS};
 
 /// How a sweep is run.
@@ -73,6 +74,7 @@ pub fn run_sweep(sweep: &Sweep, opts: &SweepOptions) -> Result<SweepReport> {
         Some(s) => shard(&sweep.runs, s),
         None => sweep.runs.iter().collect(),
     };
+    let selected = leaders_first(selected, opts)?;
     let mp = if opts.quiet {
         MultiProgress::with_draw_target(indicatif::ProgressDrawTarget::hidden())
     } else {
@@ -99,6 +101,7 @@ pub fn run_sweep(sweep: &Sweep, opts: &SweepOptions) -> Result<SweepReport> {
                     quiet: opts.quiet,
                     progress: Some(mp.clone()),
                     label: format!("[{}/{}] {}", spec.index + 1, sweep.runs.len(), spec.id),
+                    share_first_stage: true,
                     ..Default::default()
                 };
                 let dev = crate::model::device::default_device();
@@ -126,6 +129,40 @@ pub fn run_sweep(sweep: &Sweep, opts: &SweepOptions) -> Result<SweepReport> {
         summary_csv,
         stale,
     })
+}
+
+/// The runs in an order that trains every distinct first stage before any
+/// run waits for one: the first run of each group sharing a first stage
+/// ([`crate::experiment::shared_stage`]), then the second of each, and so
+/// on, in grid order within a rank. With `fresh`, the groups' shared stages
+/// are removed so that they are trained again.
+fn leaders_first<'a>(runs: Vec<&'a RunSpec>, opts: &SweepOptions) -> Result<Vec<&'a RunSpec>> {
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    let mut ranked = Vec::with_capacity(runs.len());
+    for (i, r) in runs.into_iter().enumerate() {
+        let rank = match first_stage_key(&r.cfg)? {
+            Some(key) => {
+                let n = seen.entry(key.clone()).or_insert(0);
+                *n += 1;
+                if opts.fresh && *n == 1 {
+                    let dir = opts
+                        .results_root
+                        .join(&r.cfg.experiment.name)
+                        .join(SHARED_DIR)
+                        .join(&key);
+                    if dir.exists() {
+                        std::fs::remove_dir_all(&dir)
+                            .with_context(|| format!("removing {}", dir.display()))?;
+                    }
+                }
+                *n - 1
+            }
+            None => 0,
+        };
+        ranked.push((rank, i, r));
+    }
+    ranked.sort_by_key(|&(rank, i, _)| (rank, i));
+    Ok(ranked.into_iter().map(|(_, _, r)| r).collect())
 }
 
 /// Folders in results/<name>/ that are not runs of this grid (e.g. from an

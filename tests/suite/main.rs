@@ -14,6 +14,7 @@ mod countdown_task;
 mod fine_tune;
 mod fused;
 mod grad_check;
+mod learning;
 mod model;
 mod objectives;
 mod optim;

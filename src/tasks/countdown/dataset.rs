@@ -215,13 +215,33 @@ impl DatasetStats {
 }
 
 /// The result of one search run turned into paths.
-struct ProblemPaths {
+pub(crate) struct ProblemPaths {
+    pub strategy: Strategy,
+    pub solved: bool,
+    pub nodes_explored: usize,
+    pub failed_leaves: usize,
+    /// The successful path's completion text, if the search succeeded.
+    pub pos: Option<String>,
+    /// At most `max_failed` distinct failed paths' completion texts.
+    pub neg: Vec<String>,
+}
+
+/// [`problem_paths`] with the value type of `game` (`i64` for Countdown,
+/// exact rationals for Game of 24).
+pub(crate) fn game_paths<R: Rng>(
+    game: Game,
+    numbers: &[i64],
+    target: i64,
     strategy: Strategy,
-    solved: bool,
-    nodes_explored: usize,
-    failed_leaves: usize,
-    pos: Option<String>,
-    neg: Vec<String>,
+    max_failed: usize,
+    rng: &mut R,
+) -> Result<ProblemPaths> {
+    match game {
+        Game::Countdown => {
+            problem_paths::<i64, R>(game, numbers, target, strategy, max_failed, rng)
+        }
+        Game::Game24 => problem_paths::<Ratio, R>(game, numbers, target, strategy, max_failed, rng),
+    }
 }
 
 fn to_ratio<V: Value>(moves: &[Move<V>]) -> Vec<Move<Ratio>> {
@@ -370,31 +390,19 @@ fn build_split(
             &[PATHS_SALT, game as u64, split.salt(), index as u64],
         );
         let strategy = mix.sample(&mut rng);
-        let (p, solution) = match game {
-            Game::Countdown => (
-                problem_paths::<i64, _>(
-                    game,
-                    numbers,
-                    *target,
-                    strategy,
-                    cfg.search.max_failed,
-                    &mut rng,
-                )?,
-                solve(numbers, *target).map(|s| s.expression()),
-            ),
+        let p = game_paths(
+            game,
+            numbers,
+            *target,
+            strategy,
+            cfg.search.max_failed,
+            &mut rng,
+        )?;
+        let solution = match game {
+            Game::Countdown => solve(numbers, *target).map(|s| s.expression()),
             Game::Game24 => {
                 let nums: Vec<Ratio> = numbers.iter().map(|&n| Ratio::int(n)).collect();
-                (
-                    problem_paths::<Ratio, _>(
-                        game,
-                        numbers,
-                        *target,
-                        strategy,
-                        cfg.search.max_failed,
-                        &mut rng,
-                    )?,
-                    solve(&nums, Ratio::int(*target)).map(|s| s.expression()),
-                )
+                solve(&nums, Ratio::int(*target)).map(|s| s.expression())
             }
         };
         let solution = solution.with_context(|| {

@@ -36,6 +36,7 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 use super::config::{CountdownSection, Game24Section};
+use super::dataset::game_paths;
 use super::path::{parse_prompt, prompt, render_completion, verify_completion, verify_prefix};
 use super::puzzle::{
     game24_split, generate_countdown, sample_solvable, CountdownSpec, Instance, Split,
@@ -45,7 +46,7 @@ use super::rules::{Game, Move, Ratio, Value};
 use super::search::{self, Strategy, StrategyMix, StrategySpec};
 use super::solver::solve;
 use crate::tasks::from_value;
-use crate::tasks::{Problem, StepRules, Task};
+use crate::tasks::{Problem, SearchPaths, StepRules, Task};
 
 /// Most problems in one of the `val` / `test` splits (they are generated,
 /// and solved, when the task is built).
@@ -149,6 +150,16 @@ fn check_train_strategy(s: TrainStrategy) -> Result<()> {
     Ok(())
 }
 
+/// Default of `data.max_failed`.
+pub const DEFAULT_MAX_FAILED: usize = 3;
+
+fn check_max_failed(n: usize) -> Result<()> {
+    if n > 1000 {
+        bail!("data.max_failed = {n}: must be in 0..=1000");
+    }
+    Ok(())
+}
+
 fn check_split_sizes(val: usize, test: usize) -> Result<()> {
     for (key, n) in [("val_size", val), ("test_size", test)] {
         if n > MAX_SPLIT_SIZE {
@@ -204,6 +215,10 @@ pub struct CountdownTaskConfig {
     /// Default "random".
     #[schemars(with = "String")]
     pub train_strategy: TrainStrategy,
+    /// Failed paths kept per search run for `source = "search"` stages
+    /// (distinct failed leaves, drawn uniformly), 0..=1000. Default 3
+    /// (the paper's D- files).
+    pub max_failed: usize,
 }
 
 impl Default for CountdownTaskConfig {
@@ -221,6 +236,7 @@ impl Default for CountdownTaskConfig {
             test_size: s.test_size,
             max_draws: s.max_draws,
             train_strategy: TrainStrategy::Random,
+            max_failed: DEFAULT_MAX_FAILED,
         }
     }
 }
@@ -252,7 +268,8 @@ impl CountdownTaskConfig {
         // The number of held-out targets does not depend on the seed.
         self.section().validate("data", 0)?;
         check_split_sizes(self.val_size, self.test_size)?;
-        check_train_strategy(self.train_strategy)
+        check_train_strategy(self.train_strategy)?;
+        check_max_failed(self.max_failed)
     }
 }
 
@@ -275,6 +292,8 @@ pub struct Game24TaskConfig {
     /// "random".
     #[schemars(with = "String")]
     pub train_strategy: TrainStrategy,
+    /// Failed paths kept per search run, as for `countdown`. Default 3.
+    pub max_failed: usize,
 }
 
 impl Default for Game24TaskConfig {
@@ -285,6 +304,7 @@ impl Default for Game24TaskConfig {
             test_size: s.test_size,
             split_seed: s.split_seed,
             train_strategy: TrainStrategy::Random,
+            max_failed: DEFAULT_MAX_FAILED,
         }
     }
 }
@@ -300,7 +320,8 @@ impl Game24TaskConfig {
         }
         .validate("data")?;
         check_split_sizes(self.val_size, self.test_size)?;
-        check_train_strategy(self.train_strategy)
+        check_train_strategy(self.train_strategy)?;
+        check_max_failed(self.max_failed)
     }
 }
 
@@ -323,6 +344,7 @@ enum TrainPool {
 pub struct CountdownTask {
     game: Game,
     train_strategy: TrainStrategy,
+    max_failed: usize,
     pool: TrainPool,
     val: Vec<Problem>,
     test: Vec<Problem>,
@@ -397,7 +419,8 @@ fn problems_of(game: Game, instances: &[Instance]) -> Result<Vec<Problem>> {
 }
 
 /// Upper bounds on the prompt and completion lengths, in characters (=
-/// tokens), of every successful path of a puzzle with `count` numbers.
+/// tokens), of every full-length path (successful or failed) of a puzzle
+/// with `count` numbers.
 ///
 /// `value_len(k)` bounds the characters of any value built from `k` input
 /// numbers (`k = 1`: an input number), `target_len` those of the target.
@@ -449,10 +472,13 @@ pub fn length_bounds(
         best
     }
     let steps = steps(&vec![1; n], &value_len);
-    // `Answer: <expr> = <target>\n`: n leaves, n - 1 operators written
-    // ` op `, and every operation but the outermost in parentheses.
+    // `Answer: <expr> = <value>\n`: n leaves, n - 1 operators written
+    // ` op `, and every operation but the outermost in parentheses; the
+    // value is the target, or for a failed path (D-) whatever the steps
+    // reached.
     let expr = n * value_len(1) + 3 * (n - 1) + 2 * n.saturating_sub(2);
-    let answer = "Answer: ".len() + expr + " = ".len() + target_len + "\n".len();
+    let value = target_len.max(value_len(n));
+    let answer = "Answer: ".len() + expr + " = ".len() + value + "\n".len();
     (prompt, steps + answer)
 }
 
@@ -509,6 +535,7 @@ impl CountdownTask {
         Ok(CountdownTask {
             game: Game::Countdown,
             train_strategy: cfg.train_strategy,
+            max_failed: cfg.max_failed,
             pool: TrainPool::Countdown {
                 spec,
                 targets: gen.targets.train.clone(),
@@ -554,6 +581,7 @@ impl CountdownTask {
         Ok(CountdownTask {
             game: Game::Game24,
             train_strategy: cfg.train_strategy,
+            max_failed: cfg.max_failed,
             val: problems_of(Game::Game24, &inst(&sp.val))?,
             test: problems_of(Game::Game24, &inst(&sp.test))?,
             pool: TrainPool::Game24(sp.train),
@@ -722,6 +750,30 @@ impl Task for CountdownTask {
             _ => false,
         };
         Some(ok)
+    }
+
+    /// One run of a strategy drawn from `train_strategy` on a fresh
+    /// training problem: its successful path (if it solved the problem) and
+    /// at most `max_failed` distinct failed paths, every one checked by the
+    /// verifier.
+    fn search_paths(&self, rng: &mut StdRng) -> Result<SearchPaths> {
+        let inst = self.sample_train_instance(rng)?;
+        let Some(strategy) = self.train_strategy.draw(rng) else {
+            bail!("data.train_strategy = \"exact\" runs no search, so it has no failed paths; data source \"search\" needs \"random\" or a strategy such as \"dfs-sum\"");
+        };
+        let p = game_paths(
+            self.game,
+            &inst.numbers,
+            inst.target,
+            strategy,
+            self.max_failed,
+            rng,
+        )?;
+        Ok(SearchPaths {
+            prompt: prompt(&inst.numbers, inst.target),
+            successes: p.pos.into_iter().collect(),
+            failures: p.neg,
+        })
     }
 
     fn step_rules(&self) -> Option<&dyn StepRules> {
