@@ -32,6 +32,7 @@ use super::beam::{beam_search, BeamSettings, ModelProposer};
 use super::decode::{generate_cached, Decoding};
 use crate::data::vocab::{self, BKSP};
 use crate::model::decode::CachedDecoder;
+use crate::tasks::countdown::TrainStrategy;
 use crate::tasks::{Problem, StepRules, Task};
 
 /// How completions are decoded.
@@ -74,6 +75,12 @@ pub enum DecoderConfig {
         #[serde(default = "one_f")]
         top_p: f32,
     },
+    /// No model: the task's symbolic search on each problem (the
+    /// inference-time search baseline), timed like the model's probes.
+    /// `strategy` as the Countdown key `train_strategy`: `"dfs-sum"`,
+    /// `"bfs5-mult"`, `"random"` (the paper's mix, one drawn per problem)
+    /// or `"exact"` (the complete solver). Countdown and Game of 24 only.
+    Symbolic { strategy: String },
 }
 
 fn one() -> usize {
@@ -99,7 +106,7 @@ impl DecoderConfig {
     /// Completions per problem.
     pub fn samples(&self) -> usize {
         match self {
-            Self::Greedy {} | Self::Beam { .. } => 1,
+            Self::Greedy {} | Self::Beam { .. } | Self::Symbolic { .. } => 1,
             Self::Sample { n, .. } => *n,
         }
     }
@@ -108,6 +115,12 @@ impl DecoderConfig {
     pub fn validate(&self, at: &str) -> Result<()> {
         let (temperature, top_p) = match *self {
             Self::Greedy {} => return Ok(()),
+            Self::Symbolic { ref strategy } => {
+                return match strategy.parse::<TrainStrategy>() {
+                    Ok(_) => Ok(()),
+                    Err(e) => bail!("{at}.strategy: {e}"),
+                }
+            }
             Self::Sample {
                 n,
                 temperature,
@@ -147,8 +160,8 @@ impl DecoderConfig {
     /// [`DecoderConfig::validate`] for a decoder that samples completions
     /// one pass each (rollouts): a beam search is not one.
     pub fn validate_sampler(&self, at: &str) -> Result<()> {
-        if let Self::Beam { .. } = self {
-            bail!("{at}: kind = \"beam\" is a search, not a sampler; use kind = \"greedy\" or \"sample\" here");
+        if let Self::Beam { .. } | Self::Symbolic { .. } = self {
+            bail!("{at}: kind = \"beam\" (or \"symbolic\") is a search, not a sampler; use kind = \"greedy\" or \"sample\" here");
         }
         self.validate(at)
     }
@@ -156,7 +169,7 @@ impl DecoderConfig {
     /// Checks that `task` can be decoded this way: a beam search needs
     /// the task's step rules.
     pub fn check_task(&self, task: &dyn Task) -> Result<()> {
-        if let Self::Beam { .. } = self {
+        if let Self::Beam { .. } | Self::Symbolic { .. } = self {
             step_rules(task)?;
         }
         Ok(())
@@ -166,7 +179,7 @@ impl DecoderConfig {
     /// rule its proposals are sampled with).
     pub fn decoding(&self) -> Decoding {
         match *self {
-            Self::Greedy {} => Decoding::Greedy,
+            Self::Greedy {} | Self::Symbolic { .. } => Decoding::Greedy,
             Self::Sample {
                 temperature, top_p, ..
             }
@@ -211,6 +224,7 @@ impl DecoderConfig {
                 }
                 s
             }
+            Self::Symbolic { strategy } => format!("search-{strategy}"),
         }
     }
 }
@@ -220,7 +234,7 @@ fn step_rules(task: &dyn Task) -> Result<&dyn StepRules> {
     match task.step_rules() {
         Some(r) => Ok(r),
         None => bail!(
-            "kind = \"beam\" searches over lines of steps, but this task has no step rules \
+            "kind = \"beam\" (and \"symbolic\") search over lines of steps, but this task has no step rules \
              (use it with kind = \"countdown\" or \"game24\", or decode with \"greedy\" / \"sample\")"
         ),
     }
@@ -486,6 +500,9 @@ pub fn run_probe(
             };
             search_probe(decoder, task, problems, probe, settings, proposals, rngs)?
         }
+        DecoderConfig::Symbolic { ref strategy } => {
+            symbolic_probe(task, problems, probe, strategy, rngs)?
+        }
         _ => decode_probe(decoder, task, problems, probe, max_new, batch_size, rngs)?,
     };
     res.seconds = start.elapsed().as_secs_f64();
@@ -516,6 +533,41 @@ fn search_probe(
         let mut proposer = ModelProposer::new(decoder, proposals, probe.decoder.decoding());
         let found = beam_search(rules, &mut proposer, &p.prompt, settings, &mut rngs(i))?;
         let got = found.best.map(|b| b.completion());
+        match got {
+            Some(c) if grade(task, probe.grader, p, &c)? => {
+                res.correct += 1;
+                res.solved += 1;
+            }
+            got if res.wrong_examples.len() < 5 => res.wrong_examples.push((
+                p.prompt.clone(),
+                p.reference.clone(),
+                got.unwrap_or_default(),
+            )),
+            _ => {}
+        }
+    }
+    Ok(res)
+}
+
+/// [`run_probe`] for the task's symbolic search (no model).
+fn symbolic_probe(
+    task: &dyn Task,
+    problems: &[Problem],
+    probe: &ProbeConfig,
+    strategy: &str,
+    rngs: impl Fn(usize) -> StdRng,
+) -> Result<ProbeResult> {
+    let mut res = ProbeResult {
+        n: problems.len(),
+        correct: 0,
+        samples: problems.len(),
+        solved: 0,
+        wrong_examples: vec![],
+        backspace: BackspaceStats::default(),
+        seconds: 0.0,
+    };
+    for (i, p) in problems.iter().enumerate() {
+        let got = task.symbolic_solve(&p.prompt, strategy, &mut rngs(i))?;
         match got {
             Some(c) if grade(task, probe.grader, p, &c)? => {
                 res.correct += 1;

@@ -89,6 +89,18 @@ pub trait Task: Send + Sync {
         let _ = rng;
         anyhow::bail!("this task has no search paths (data source \"search\" needs kind = \"countdown\" or \"game24\")")
     }
+    /// Solves the problem of `prompt` with the task's symbolic search
+    /// `strategy` (no model: the inference-time search baseline); `None`
+    /// when the search fails. Tasks without one say so.
+    fn symbolic_solve(
+        &self,
+        prompt: &str,
+        strategy: &str,
+        rng: &mut StdRng,
+    ) -> Result<Option<String>> {
+        let _ = (prompt, strategy, rng);
+        anyhow::bail!("this task has no symbolic search (decoder kind \"symbolic\" needs kind = \"countdown\" or \"game24\")")
+    }
     /// The step rules, for tasks whose completions are lines of steps.
     fn step_rules(&self) -> Option<&dyn StepRules> {
         None

@@ -190,6 +190,9 @@ fn a_sweep_trains_each_first_stage_once_and_its_runs_match_unshared_ones() {
     let mut other = sweep.runs[0].cfg.clone();
     other.stages[0].steps += 1;
     assert_ne!(first_stage_key(&other).unwrap().unwrap(), keys[0]);
+    let mut other = sweep.runs[0].cfg.clone();
+    other.experiment.seed += 1;
+    assert_ne!(first_stage_key(&other).unwrap().unwrap(), keys[0]);
 
     let shared = tempfile::tempdir().unwrap();
     let report = run_sweep(
@@ -246,4 +249,44 @@ fn a_sweep_trains_each_first_stage_once_and_its_runs_match_unshared_ones() {
         assert_eq!(a.val_loss, s.val_loss, "{}", r.id);
         assert_eq!(rows(&run_dir(r, alone.path())), rows(&dir), "{}", r.id);
     }
+}
+
+#[test]
+fn symbolic_probes_are_model_free_baselines_on_the_same_problems() {
+    let text = two_stage(r#"{ kind = "sft" }"#)
+        + r#"
+[[eval.probes]]
+split = "test"
+grader = "verifier"
+decoder = { kind = "symbolic", strategy = "exact" }
+
+[[eval.probes]]
+split = "test"
+grader = "verifier"
+decoder = { kind = "symbolic", strategy = "random" }
+"#;
+    let cfg = RunSpec::single(&ExperimentConfig::from_toml(&text).unwrap()).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let s = run(
+        &cfg,
+        rewind::model::device::default_device(),
+        "cpu",
+        &opts(tmp.path(), None),
+    )
+    .unwrap()
+    .unwrap();
+    // the complete solver solves every (solvable) test problem
+    assert_eq!(s.after_stage["search"]["test/search-exact/verifier"], 1.0);
+    // no model involved: the same problems and seeds give the same score
+    // after either stage
+    let mix = "test/search-random/verifier";
+    assert_eq!(s.after_stage["search"][mix], s.after_stage["finetune"][mix]);
+    assert!(s.timing[mix]["seconds_per_problem"] > 0.0);
+
+    let bad = text.replace("strategy = \"random\"", "strategy = \"dfs-median\"");
+    let err = format!("{:#}", ExperimentConfig::from_toml(&bad).unwrap_err());
+    assert!(
+        err.contains("decoder.strategy") && err.contains("dfs-sum"),
+        "{err}"
+    );
 }

@@ -776,6 +776,27 @@ impl Task for CountdownTask {
         })
     }
 
+    /// `strategy` as `train_strategy` (`"exact"`: the complete solver).
+    fn symbolic_solve(
+        &self,
+        prompt_text: &str,
+        strategy: &str,
+        rng: &mut StdRng,
+    ) -> Result<Option<String>> {
+        let strategy: TrainStrategy = strategy.parse().map_err(|e: String| anyhow::anyhow!(e))?;
+        let Ok((numbers, target, "")) = parse_prompt(prompt_text) else {
+            bail!("not a {} prompt: {prompt_text:?}", self.game);
+        };
+        let path = match strategy.draw(rng) {
+            None => solver_path(self.game, &numbers, target),
+            Some(s) => search_path(self.game, &numbers, target, s, rng),
+        };
+        Ok(match path {
+            Some(p) => Some(render_completion(&numbers, &p)?),
+            None => None,
+        })
+    }
+
     fn step_rules(&self) -> Option<&dyn StepRules> {
         Some(self)
     }
