@@ -310,7 +310,9 @@ fn grid_sweep_writes_every_figure() {
     let expected: BTreeSet<String> = [
         "curves",
         "axis_stages_0_lr",
+        "axis_stages_0_lr_forgetting",
         "axis_stages_1_objective_divergence",
+        "axis_stages_1_objective_divergence_forgetting",
         "forgetting",
     ]
     .iter()
@@ -389,7 +391,7 @@ fn many_runs_are_coloured_by_the_first_axis() {
         },
     );
     let written = plot_sweep(dir.path()).unwrap();
-    assert_eq!(written.len(), 10); // curves, 3 axes, forgetting
+    assert_eq!(written.len(), 16); // curves, 3 axes x (success, forgetting), forgetting
     check_files(&written);
     let plots = dir.path().join("plots");
     assert_has_texts(
@@ -447,6 +449,53 @@ fn single_run_gives_curves_and_forgetting() {
     let written = plot_sweep(dir.path()).unwrap();
     assert_eq!(written.len(), 4);
     assert_has_texts(&plots.join("curves.svg"), &["no data"]);
+}
+
+#[test]
+fn two_stage_sweep_with_timings_plots_forgetting_and_the_tradeoff() {
+    let dir = Dir::new("tradeoff");
+    // two runs per lr (seeds); success after stage 1 (search) and the last
+    // (ft), and each probe's seconds per problem
+    let mut text = String::from(
+        "run_id,index,axis:stages.1.lr,seed,final:test/greedy,final:test/beam5,\
+         after:search:test/greedy,after:search:test/beam5,after:ft:test/greedy,after:ft:test/beam5,\
+         seconds_per_problem:test/greedy,seconds_per_problem:test/beam5\n",
+    );
+    for (i, (lr, seed, g, b)) in [
+        ("0.0001", 0, 0.30, 0.50),
+        ("0.0001", 1, 0.32, 0.48),
+        ("0.001", 0, 0.45, 0.20),
+        ("0.001", 1, 0.47, 0.22),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        text += &format!(
+            "r{i},{i},{lr},{seed},{g},{b},0.1,0.6,{g},{b},0.002,0.05\n"
+        );
+    }
+    std::fs::write(dir.path().join("summary.csv"), text).unwrap();
+    let written = plot_sweep(dir.path()).unwrap();
+    let names = names(&written, dir.path());
+    for stem in [
+        "axis_stages_1_lr",
+        "axis_stages_1_lr_forgetting",
+        "axis_stages_1_lr_seconds_per_problem",
+        "tradeoff",
+        "forgetting",
+    ] {
+        assert!(names.contains(&format!("{stem}.svg")), "{stem}: {names:?}");
+    }
+    check_files(&written);
+    let plots = dir.path().join("plots");
+    assert_has_texts(
+        &plots.join("axis_stages_1_lr_forgetting.svg"),
+        &["Forgetting (test/beam5)", "Forgetting (test/greedy)"],
+    );
+    assert_has_texts(
+        &plots.join("tradeoff.svg"),
+        &["test/greedy", "test/beam5", "seconds per problem (log)"],
+    );
 }
 
 #[test]

@@ -14,6 +14,10 @@ pub(super) enum Column {
     Final,
     /// The `<metric>:<split>` columns of one of `EXTRA_METRICS`.
     Extra(&'static str),
+    /// Forgetting: success after the first stage minus after the last
+    /// (`after:<first>:<split>` - `final:<split>`), for sweeps of several
+    /// stages.
+    Drop,
 }
 
 /// Where a run's value of one column is: `Run::finals[i]` or
@@ -22,6 +26,8 @@ pub(super) enum Column {
 enum Cell {
     Final(usize),
     Extra(usize),
+    /// (`after:` index, `final:` index)
+    Drop(usize, usize),
 }
 
 impl Cell {
@@ -29,6 +35,7 @@ impl Cell {
         match self {
             Cell::Final(i) => r.finals[i],
             Cell::Extra(i) => r.extras[i],
+            Cell::Drop(a, f) => Some(r.afters[a]? - r.finals[f]?),
         }
     }
 }
@@ -44,6 +51,24 @@ impl Column {
                 .filter(|&s| sweep.extras[s].0 == metric)
                 .map(|s| (sweep.extras[s].1.clone(), Cell::Extra(s)))
                 .collect(),
+            Column::Drop => {
+                let Some(first) = sweep.afters.first().map(|a| a.0.clone()) else {
+                    return vec![];
+                };
+                if sweep.afters.iter().all(|a| a.0 == first) {
+                    return vec![]; // one stage: nothing to forget
+                }
+                (0..sweep.finals.len())
+                    .filter_map(|f| {
+                        let split = &sweep.finals[f];
+                        let a = sweep
+                            .afters
+                            .iter()
+                            .position(|(st, sp)| *st == first && sp == split)?;
+                        Some((split.clone(), Cell::Drop(a, f)))
+                    })
+                    .collect()
+            }
         }
     }
 
@@ -63,6 +88,16 @@ impl Column {
             Column::Extra("backspaces") => (
                 format!("<bksp> per answer ({split})"),
                 "backspaces".into(),
+                None,
+            ),
+            Column::Extra("seconds_per_problem") => (
+                format!("Seconds per problem ({split})"),
+                "seconds".into(),
+                None,
+            ),
+            Column::Drop => (
+                format!("Forgetting ({split})"),
+                "after first stage - after last".into(),
                 None,
             ),
             Column::Extra(m) => (format!("{m} ({split})"), m.into(), None),

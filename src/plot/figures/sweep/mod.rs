@@ -14,11 +14,13 @@ mod axis;
 mod curves;
 mod forgetting;
 mod summary;
+mod tradeoff;
 
 use axis::{axis_figure, Column};
 use curves::curves;
 use forgetting::forgetting;
 use summary::read_summary;
+use tradeoff::tradeoff;
 
 /// Reads `results_dir/summary.csv` (one row per run) and each run's
 /// `results_dir/<run_id>/metrics.csv`; writes PNG and SVG figures into
@@ -31,9 +33,14 @@ use summary::read_summary;
 ///   against the axis's value, one panel per `final:<split>` column, one line
 ///   per combination of the other non-seed axes, the mean over seeds with a
 ///   min-max band (log x for positive numbers spanning 10x or more,
-///   categories for strings and booleans); likewise `axis_<axis>_backspaces`
-///   and `axis_<axis>_fix_rate` from the `backspaces:` / `fix_rate:`
-///   columns when any run has them;
+///   categories for strings and booleans); likewise `axis_<axis>_backspaces`,
+///   `axis_<axis>_fix_rate` and `axis_<axis>_seconds_per_problem` from the
+///   `backspaces:` / `fix_rate:` / `seconds_per_problem:` columns when any
+///   run has them, and `axis_<axis>_forgetting` (success after the first
+///   stage minus after the last) for sweeps of several stages;
+/// - `tradeoff`: final success against seconds per problem (log x), one
+///   point per probe and configuration (mean over seeds), one series per
+///   probe, when the summary has `seconds_per_problem:` columns;
 /// - `forgetting`: a heatmap of the exact match after each stage
 ///   (`after:<stage>:<split>` columns; the `final:` columns if there are
 ///   none), one row per run, runs of one configuration together.
@@ -62,7 +69,12 @@ pub fn plot_sweep(results_dir: &Path) -> Result<Vec<PathBuf>> {
         if axis.is_seed {
             continue;
         }
-        let families = std::iter::once((Column::Final, String::new())).chain(
+        let families = [
+            (Column::Final, String::new()),
+            (Column::Drop, "_forgetting".to_string()),
+        ]
+        .into_iter()
+        .chain(
             summary::EXTRA_METRICS
                 .iter()
                 .map(|&m| (Column::Extra(m), format!("_{m}"))),
@@ -82,6 +94,9 @@ pub fn plot_sweep(results_dir: &Path) -> Result<Vec<PathBuf>> {
 
     let table = forgetting(&sweep);
     write_both("forgetting", &|out| heatmap(&table, out))?;
+    if let Some((plots, opts)) = tradeoff(&sweep) {
+        write_both("tradeoff", &|out| panels_with(&plots, &opts, out))?;
+    }
     Ok(written)
 }
 

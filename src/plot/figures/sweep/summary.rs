@@ -76,8 +76,8 @@ pub(super) struct Sweep {
 }
 
 /// Per-split final metrics besides exact match that a summary may carry
-/// (`backspaces:<split>`, `fix_rate:<split>`).
-pub(super) const EXTRA_METRICS: [&str; 2] = ["backspaces", "fix_rate"];
+/// (`backspaces:<split>`, `fix_rate:<split>`, `seconds_per_problem:<split>`).
+pub(super) const EXTRA_METRICS: [&str; 3] = ["backspaces", "fix_rate", "seconds_per_problem"];
 
 fn summary_error(path: &Path, e: csv::Error) -> anyhow::Error {
     let what = match e.kind() {
