@@ -520,33 +520,11 @@ fn search_probe(
     rngs: impl Fn(usize) -> StdRng,
 ) -> Result<ProbeResult> {
     let rules = step_rules(task).map_err(|e| anyhow::anyhow!("probe {:?}: {e}", probe.name))?;
-    let mut res = ProbeResult {
-        n: problems.len(),
-        correct: 0,
-        samples: problems.len(),
-        solved: 0,
-        wrong_examples: vec![],
-        backspace: BackspaceStats::default(),
-        seconds: 0.0,
-    };
-    for (i, p) in problems.iter().enumerate() {
+    one_per_problem(task, problems, probe, |i, p| {
         let mut proposer = ModelProposer::new(decoder, proposals, probe.decoder.decoding());
         let found = beam_search(rules, &mut proposer, &p.prompt, settings, &mut rngs(i))?;
-        let got = found.best.map(|b| b.completion());
-        match got {
-            Some(c) if grade(task, probe.grader, p, &c)? => {
-                res.correct += 1;
-                res.solved += 1;
-            }
-            got if res.wrong_examples.len() < 5 => res.wrong_examples.push((
-                p.prompt.clone(),
-                p.reference.clone(),
-                got.unwrap_or_default(),
-            )),
-            _ => {}
-        }
-    }
-    Ok(res)
+        Ok(found.best.map(|b| b.completion()))
+    })
 }
 
 /// [`run_probe`] for the task's symbolic search (no model).
@@ -556,6 +534,19 @@ fn symbolic_probe(
     probe: &ProbeConfig,
     strategy: &str,
     rngs: impl Fn(usize) -> StdRng,
+) -> Result<ProbeResult> {
+    one_per_problem(task, problems, probe, |i, p| {
+        task.symbolic_solve(&p.prompt, strategy, &mut rngs(i))
+    })
+}
+
+/// Grades one completion per problem from `solve(index, problem)` (`None`:
+/// the search found nothing, graded wrong).
+fn one_per_problem(
+    task: &dyn Task,
+    problems: &[Problem],
+    probe: &ProbeConfig,
+    mut solve: impl FnMut(usize, &Problem) -> Result<Option<String>>,
 ) -> Result<ProbeResult> {
     let mut res = ProbeResult {
         n: problems.len(),
@@ -567,8 +558,7 @@ fn symbolic_probe(
         seconds: 0.0,
     };
     for (i, p) in problems.iter().enumerate() {
-        let got = task.symbolic_solve(&p.prompt, strategy, &mut rngs(i))?;
-        match got {
+        match solve(i, p)? {
             Some(c) if grade(task, probe.grader, p, &c)? => {
                 res.correct += 1;
                 res.solved += 1;
