@@ -10,6 +10,7 @@ Only the standard library; every number comes from summary.csv.
 """
 import argparse
 import csv
+import os
 import statistics
 from collections import defaultdict
 
@@ -58,13 +59,26 @@ def main():
     per_seed = {}
     for r in rows:
         per_seed[r["seed"]] = r
+    # stage-1 wall times are in the runs' metrics.csv (summary.csv has the
+    # last stage's)
+    root = os.path.dirname(os.path.abspath(a.summary))
+
+    def stage_seconds(run_id, probe):
+        path = os.path.join(root, run_id, "metrics.csv")
+        if not os.path.exists(path):
+            return None
+        for m in csv.DictReader(open(path)):
+            if m["stage"] == first and m["split"] == probe and m["metric"] == "seconds_per_problem":
+                return float(m["value"])
+        return None
+
     print(f"**Stage-1 model ({first}), {a.split} success (%) and seconds per problem**, "
           f"mean ± sd over {len(per_seed)} seeds\n")
-    print("| probe | success | s/problem (after last stage) |")
+    print("| probe | success | s/problem |")
     print("|---|---|---|")
     for p in model_probes:
         s1 = [num(r, f"after:{first}:{p}") for r in per_seed.values()]
-        t = [num(r, f"seconds_per_problem:{p}") for r in rows]
+        t = [stage_seconds(r["run_id"], p) for r in per_seed.values()]
         print(f"| {short[p]} (`{p}`) | {ms(s1)} | {ms(t, 1.0, 4)} |")
     print()
     print(f"**Symbolic search baselines** (no model; {a.split} split of each seed)\n")
@@ -90,6 +104,8 @@ def main():
     if beam:
         head.append(f"forgetting (beam {first} - {last})")
     head.append(f"greedy gain ({last} - {first})")
+    for p in model_probes:
+        head.append(f"s/problem {short[p]}")
     head.append("n")
     print(f"**After stage 2 ({last}), {a.split} success (%)**, mean ± sd over seeds\n")
     print("| " + " | ".join(head) + " |")
@@ -102,6 +118,8 @@ def main():
         if beam:
             cells.append(ms([num(r, f"after:{first}:{beam}") - num(r, f"after:{last}:{beam}") for r in rs]))
         cells.append(ms([num(r, f"after:{last}:{greedy}") - num(r, f"after:{first}:{greedy}") for r in rs]))
+        for p in model_probes:
+            cells.append(ms([num(r, f"seconds_per_problem:{p}") for r in rs], 1.0, 4))
         cells.append(str(len(rs)))
         print("| " + " | ".join(cells) + " |")
 

@@ -4,29 +4,12 @@
 /// dfdx version this build uses (from Cargo.lock; recorded in summaries).
 pub const DFDX_VERSION: &str = "0.13.0";
 
-/// Current git commit of the working directory (`unknown` outside a repo),
-/// with `-dirty` when there are uncommitted changes.
+/// The git commit this binary was built from (`unknown` outside a repo),
+/// with `-dirty` when tracked files had uncommitted changes; recorded by
+/// `build.rs` at compile time, so a run that finishes after the checkout
+/// moved on still names the code it ran.
 pub fn git_commit() -> String {
-    let run = |args: &[&str]| {
-        std::process::Command::new("git")
-            .args(args)
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-    };
-    match run(&["rev-parse", "--short=12", "HEAD"]) {
-        Some(c) => {
-            let dirty = run(&["status", "--porcelain", "--untracked-files=no"])
-                .is_some_and(|s| !s.is_empty());
-            if dirty {
-                format!("{c}-dirty")
-            } else {
-                c
-            }
-        }
-        None => "unknown".into(),
-    }
+    env!("REWIND_BUILD_COMMIT").to_string()
 }
 
 /// Threads the matmul kernels use (rayon's global pool).

@@ -115,12 +115,15 @@ pub(super) fn axis_figure(
 ) -> Option<(Vec<LinePlot>, FigureOptions)> {
     let axis = &sweep.axes[a];
     let columns = column.columns(sweep);
+    // an extra metric or a drop that is zero in every run (no `<bksp>` in
+    // a task without one; a model-free probe) has nothing to show
+    let shows = |v: f64| v.is_finite() && (v != 0.0 || matches!(column, Column::Final));
     let splits: Vec<usize> = (0..columns.len())
         .filter(|&s| {
             sweep
                 .runs
                 .iter()
-                .any(|r| columns[s].1.of(r).is_some_and(f64::is_finite))
+                .any(|r| columns[s].1.of(r).is_some_and(shows))
         })
         .collect();
     if splits.is_empty() {
