@@ -1,5 +1,6 @@
 //! What the CLI subcommands do (main.rs only parses arguments).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -55,17 +56,28 @@ pub fn run_command(config: &Path, args: &RunArgs) -> Result<()> {
                     .join(", ")
             }
         );
+        let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
         for spec in selected {
             let dir = crate::experiment::run::run_dir(spec, &args.results);
+            let reason = std::fs::read_to_string(dir.join(sweep::ERROR_FILE)).ok();
             let state = if dir.join("summary.json").exists() {
                 "finished"
+            } else if reason.is_some() {
+                "failed"
             } else if dir.join("checkpoint.safetensors").exists() {
                 "partial"
             } else {
                 "new"
             };
-            println!("{:>4}  {:<9} {}", spec.index, state, dir.display());
+            *counts.entry(state).or_default() += 1;
+            let why = match (state, &reason) {
+                ("failed", Some(r)) => format!("  ({})", r.lines().next().unwrap_or("")),
+                _ => String::new(),
+            };
+            println!("{:>4}  {:<9} {}{why}", spec.index, state, dir.display());
         }
+        let counts: Vec<String> = counts.iter().map(|(k, v)| format!("{v} {k}")).collect();
+        println!("{}", counts.join(", "));
         return Ok(());
     }
     if std::env::var_os("RAYON_NUM_THREADS").is_none() {
@@ -146,15 +158,21 @@ pub fn run_command(config: &Path, args: &RunArgs) -> Result<()> {
         );
     }
     if !report.failed.is_empty() {
+        let reasons: Vec<String> = report
+            .failed
+            .iter()
+            .map(|(id, msg)| {
+                let first = msg.lines().next().unwrap_or("");
+                format!("  {id}: {first}")
+            })
+            .collect();
         bail!(
-            "{} run(s) failed (finished results are kept; rerun to retry): {}",
+            "{} run(s) failed; finished results are kept. Each reason is in <run folder>/{}:\n{}\n\
+             A run that was interrupted (killed, out of disk) resumes when you rerun; a config or \
+             data error fails again until it is fixed.",
             report.failed.len(),
-            report
-                .failed
-                .iter()
-                .map(|(id, _)| id.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
+            sweep::ERROR_FILE,
+            reasons.join("\n")
         );
     }
     Ok(())

@@ -231,6 +231,23 @@ pub fn expand(cfg: &ExperimentConfig) -> Result<Sweep> {
         });
     }
 
+    // a repeated value would list one run twice (two workers racing on one
+    // folder, and one run counted as two seeds)
+    for a in &axes {
+        for (i, v) in a.values.iter().enumerate() {
+            if a.values[..i].contains(v) {
+                let key = match (a.path.as_str(), &cfg.experiment.seeds) {
+                    ("experiment.seed", Some(_)) => "experiment.seeds".to_string(),
+                    _ => format!("sweep key \"{}\"", a.path),
+                };
+                bail!(
+                    "{key}: the value {} is given twice; each value of an axis must be distinct",
+                    value_text(v)
+                );
+            }
+        }
+    }
+
     let mut base = cfg.clone();
     base.sweep = toml::Table::new();
     base.experiment.seeds = None;
@@ -241,6 +258,7 @@ pub fn expand(cfg: &ExperimentConfig) -> Result<Sweep> {
 
     let total: usize = axes.iter().map(|a| a.values.len()).product();
     let mut runs = Vec::with_capacity(total);
+    let mut ids = std::collections::HashMap::new();
     for index in 0..total {
         // mixed-radix digits, first axis slowest
         let mut rem = index;
@@ -271,6 +289,12 @@ pub fn expand(cfg: &ExperimentConfig) -> Result<Sweep> {
             .resolve()
             .with_context(|| format!("sweep point [{}]", point()))?;
         let id = run_id(&run_cfg, &assignments)?;
+        if let Some(twin) = ids.insert(id.clone(), index) {
+            bail!(
+                "sweep point [{}] resolves to the same config as run {twin}; drop one of the values",
+                point()
+            );
+        }
         runs.push(RunSpec {
             index,
             assignments,

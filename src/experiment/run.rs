@@ -26,7 +26,7 @@ use crate::experiment::resume::{self, global_step, Position};
 use crate::experiment::shared_stage::SharedStage;
 use crate::experiment::stage_data::{RolloutBuffer, StageData};
 use crate::experiment::summary::{
-    final_backspace, final_timing, stage_results, StageTiming, Summary,
+    final_backspace, final_timing, read_summary, stage_results, StageTiming, Summary,
 };
 use crate::metrics::{MetricsLog, Row};
 use crate::model::decode::CachedDecoder;
@@ -483,16 +483,21 @@ pub fn run<D: Backend>(
         std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
     }
     if summary_path.exists() && !opts.fresh {
-        let s: Summary = serde_json::from_str(&std::fs::read_to_string(&summary_path)?)
-            .with_context(|| format!("reading {}", summary_path.display()))?;
-        if !opts.quiet {
-            eprintln!(
-                "run {} already finished ({}); pass --fresh to redo it",
-                s.run_id,
-                dir.display()
-            );
+        match read_summary(&summary_path) {
+            Ok(s) => {
+                if !opts.quiet {
+                    eprintln!(
+                        "run {} already finished ({}); pass --fresh to redo it",
+                        s.run_id,
+                        dir.display()
+                    );
+                }
+                return Ok(Some(s));
+            }
+            // a truncated summary: the final checkpoint is still there, so
+            // resuming re-evaluates and writes it again
+            Err(e) => eprintln!("warning: {e:#}; evaluating the run again"),
         }
-        return Ok(Some(s));
     }
     if opts.require_resume && !ckpt_path.exists() {
         bail!("--resume: no checkpoint at {}", ckpt_path.display());

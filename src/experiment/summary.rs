@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::eval::ProbeConfig;
 use crate::experiment::config::ExperimentConfig;
@@ -17,9 +17,12 @@ pub struct StageTiming {
     pub name: String,
     pub steps: u64,
     /// Training wall time of the stage (excluding evaluation), seconds.
+    #[serde(deserialize_with = "nan_if_null")]
     pub train_s: f64,
+    #[serde(deserialize_with = "nan_if_null")]
     pub ms_per_step: f64,
     /// Non-padding input tokens processed per second of training.
+    #[serde(deserialize_with = "nan_if_null")]
     pub tokens_per_s: f64,
 }
 
@@ -38,30 +41,72 @@ pub struct Summary {
     /// Success per probe (by name; a probe per split by default) after
     /// the last stage: exact match, or the verifier's rate; for a probe
     /// drawing n > 1 samples per problem, pass@n.
+    #[serde(deserialize_with = "map_nan_if_null")]
     pub exact_match: BTreeMap<String, f64>,
     /// Problems per probe.
     pub n: BTreeMap<String, usize>,
     /// Teacher-forced validation NLL after the last stage.
+    #[serde(deserialize_with = "nan_if_null")]
     pub val_loss: f64,
     /// Backspace metrics per probe after the last stage:
     /// `backspace[probe]["backspaces"]` (mean `<bksp>` per answer) and
     /// `["fix_rate"]` (share of deletions that removed a wrong token; absent
     /// without deletions).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nested_nan_if_null")]
     pub backspace: BTreeMap<String, BTreeMap<String, f64>>,
     /// Wall-time metrics per probe after the last stage:
     /// `timing[probe]["seconds_per_problem"]` (decoding or searching, and
     /// grading, per problem).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nested_nan_if_null")]
     pub timing: BTreeMap<String, BTreeMap<String, f64>>,
     /// Accuracy per stage per probe: `after_stage[stage][probe]` (the forgetting table).
+    #[serde(deserialize_with = "nested_nan_if_null")]
     pub after_stage: BTreeMap<String, BTreeMap<String, f64>>,
     pub stages: Vec<StageTiming>,
     /// Wall time of the whole run including evaluation (summed over resumed sessions), seconds.
+    #[serde(deserialize_with = "nan_if_null")]
     pub wall_s: f64,
     /// Examples of wrong answers of the report probe (`test` if there is
     /// one): (prompt, expected, got), from the evaluation after the last stage.
     pub wrong_examples: Vec<(String, String, String)>,
+}
+
+// JSON has no NaN or infinity: serde_json writes a non-finite number as
+// `null` (a diverged run's loss). These read `null` back as NaN, so one such
+// run never stops a rerun, `rewind merge` or the plots from reading it.
+
+fn nan_if_null<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+}
+
+fn map_nan_if_null<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, f64>, D::Error> {
+    let m = BTreeMap::<String, Option<f64>>::deserialize(d)?;
+    Ok(m.into_iter()
+        .map(|(k, v)| (k, v.unwrap_or(f64::NAN)))
+        .collect())
+}
+
+type Nested = BTreeMap<String, BTreeMap<String, f64>>;
+
+fn nested_nan_if_null<'de, D: Deserializer<'de>>(d: D) -> Result<Nested, D::Error> {
+    let m = BTreeMap::<String, BTreeMap<String, Option<f64>>>::deserialize(d)?;
+    Ok(m.into_iter()
+        .map(|(k, inner)| {
+            let inner = inner
+                .into_iter()
+                .map(|(k2, v)| (k2, v.unwrap_or(f64::NAN)))
+                .collect();
+            (k, inner)
+        })
+        .collect())
+}
+
+/// Reads a run's `summary.json`.
+pub fn read_summary(path: &std::path::Path) -> anyhow::Result<Summary> {
+    use anyhow::Context;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("reading {}", path.display()))
 }
 
 /// Names of the per-probe backspace metrics kept in the summary.

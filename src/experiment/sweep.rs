@@ -35,9 +35,13 @@ use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 pub use crate::experiment::grid::{
     expand, parse_shard, run_id, shard, value_text, Axis, RunSpec, Sweep,
 };
-use crate::experiment::run::{run, RunOptions};
+use crate::experiment::run::{run, run_dir, RunOptions};
 use crate::experiment::shared_stage::{first_stage_key, SHARED_DIR};
-use crate::experiment::summary::{Summary, BACKSPACE_METRICS, TIMING_METRICS};
+use crate::experiment::summary::{read_summary, Summary, BACKSPACE_METRICS, TIMING_METRICS};
+
+/// The file in a run's folder that holds why its last attempt failed
+/// (removed when a later attempt succeeds).
+pub const ERROR_FILE: &str = "error.txt";
 
 /// How a sweep is run.
 #[derive(Clone, Debug, Default)]
@@ -105,10 +109,21 @@ pub fn run_sweep(sweep: &Sweep, opts: &SweepOptions) -> Result<SweepReport> {
                     ..Default::default()
                 };
                 let dev = crate::model::device::default_device();
-                if let Err(e) = run(spec, dev, crate::model::device::NAME, &ropts) {
-                    let msg = format!("{e:#}");
-                    let _ = mp.println(format!("run {} failed: {msg}", spec.id));
-                    failed.lock().expect("lock").push((spec.id.clone(), msg));
+                let error_file = run_dir(spec, &opts.results_root).join(ERROR_FILE);
+                match run(spec, dev, crate::model::device::NAME, &ropts) {
+                    Ok(_) => {
+                        // a retry that succeeded leaves no stale reason behind
+                        let _ = std::fs::remove_file(&error_file);
+                    }
+                    Err(e) => {
+                        let msg = format!("{e:#}");
+                        // the reason outlives the terminal: in the run folder,
+                        // and on stderr even when the progress bars are hidden
+                        // (not a terminal, -q)
+                        let _ = crate::atomic::write_atomic(&error_file, format!("{msg}\n").as_bytes());
+                        mp.suspend(|| eprintln!("run {} failed: {msg}", spec.id));
+                        failed.lock().expect("lock").push((spec.id.clone(), msg));
+                    }
                 }
                 overall.inc(1);
             });
@@ -191,10 +206,17 @@ pub fn write_summary(sweep: &Sweep, root: &Path) -> Result<(PathBuf, Vec<String>
     let mut rows: Vec<(&RunSpec, Summary)> = Vec::new();
     for spec in &sweep.runs {
         let path = dir.join(&spec.id).join("summary.json");
-        if let Ok(text) = std::fs::read_to_string(&path) {
-            let s: Summary = serde_json::from_str(&text)
-                .with_context(|| format!("reading {}", path.display()))?;
-            rows.push((spec, s));
+        if !path.exists() {
+            continue;
+        }
+        // an unreadable summary (a truncated write) is a run to redo, not
+        // a reason to lose every other run's row
+        match read_summary(&path) {
+            Ok(s) => rows.push((spec, s)),
+            Err(e) => eprintln!(
+                "warning: {e:#}; run {} is left out (rerun the sweep to redo its summary)",
+                spec.id
+            ),
         }
     }
     // columns: fixed, then every probe / stage seen
@@ -296,10 +318,7 @@ pub fn seed_means(sweep: &Sweep, root: &Path, split: &str) -> Vec<(String, f64, 
     let mut groups: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     for spec in &sweep.runs {
         let path = root.join(&sweep.name).join(&spec.id).join("summary.json");
-        let Ok(text) = std::fs::read_to_string(&path) else {
-            continue;
-        };
-        let Ok(s) = serde_json::from_str::<Summary>(&text) else {
+        let Ok(s) = read_summary(&path) else {
             continue;
         };
         let Some(v) = s.exact_match.get(split) else {

@@ -290,3 +290,39 @@ decoder = { kind = "symbolic", strategy = "random" }
         "{err}"
     );
 }
+
+#[test]
+fn a_failed_run_leaves_its_reason_in_its_folder_and_the_others_finish() {
+    use rewind::experiment::sweep::ERROR_FILE;
+    // seed 1 cannot draw 60 distinct test problems for its held-out
+    // targets (a data error that recurs); seed 0 can
+    let text = two_stage(r#"{ kind = "sft" }"#)
+        .replace("seed = 3", "seeds = [0, 1]")
+        .replace("target_max = 30", "target_max = 40\nheldout_target_frac = 0.1")
+        .replace("test_size = 4", "test_size = 60");
+    let sweep = expand(&ExperimentConfig::from_toml(&text).unwrap()).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let report = run_sweep(
+        &sweep,
+        &SweepOptions {
+            results_root: tmp.path().to_path_buf(),
+            jobs: 2,
+            quiet: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(report.finished, 1);
+    assert_eq!(report.failed.len(), 1);
+    let (bad, msg) = &report.failed[0];
+    assert!(msg.contains("no new solvable instance"), "{msg}");
+    for r in &sweep.runs {
+        let f = run_dir(r, tmp.path()).join(ERROR_FILE);
+        if &r.id == bad {
+            let text = std::fs::read_to_string(&f).unwrap();
+            assert!(text.contains("no new solvable instance"), "{text}");
+        } else {
+            assert!(!f.exists());
+        }
+    }
+}

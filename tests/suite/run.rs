@@ -203,3 +203,50 @@ fn run_writes_results_layout_and_skips_finished_runs() {
         before
     );
 }
+
+#[test]
+fn a_null_or_truncated_summary_never_breaks_a_rerun_or_the_merge() {
+    use rewind::experiment::sweep::{expand, run_sweep, write_summary, SweepOptions};
+    let text = TINY.replace("seed = 3", "seeds = [3, 4]");
+    let sweep = expand(&ExperimentConfig::from_toml(&text).unwrap()).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let sweep_opts = SweepOptions {
+        results_root: tmp.path().to_path_buf(),
+        jobs: 1,
+        quiet: true,
+        ..Default::default()
+    };
+    assert_eq!(run_sweep(&sweep, &sweep_opts).unwrap().finished, 2);
+    let (a, b) = (&sweep.runs[0], &sweep.runs[1]);
+    let (sa, sb) = (
+        run_dir(a, tmp.path()).join("summary.json"),
+        run_dir(b, tmp.path()).join("summary.json"),
+    );
+    // a diverged run: serde_json writes its non-finite loss as null
+    let text_a = std::fs::read_to_string(&sa).unwrap();
+    let mut json: serde_json::Value = serde_json::from_str(&text_a).unwrap();
+    json["val_loss"] = serde_json::Value::Null;
+    std::fs::write(&sa, serde_json::to_string(&json).unwrap()).unwrap();
+    // a summary cut short by a crash
+    let text_b = std::fs::read_to_string(&sb).unwrap();
+    std::fs::write(&sb, &text_b[..text_b.len() / 2]).unwrap();
+
+    let (csv, ids) = write_summary(&sweep, tmp.path()).unwrap();
+    assert_eq!(ids, vec![a.id.clone()], "the truncated run is left out, the other kept");
+    let table = std::fs::read_to_string(csv).unwrap();
+    assert!(table.contains("NaN"), "{table}");
+    rewind::plot::plot_sweep(&tmp.path().join("tiny")).unwrap();
+
+    // rerunning reads the null as NaN and re-evaluates the truncated run
+    let s = run(b, rewind::model::device::default_device(), "cpu", &opts(tmp.path(), None))
+        .unwrap()
+        .unwrap();
+    let before: rewind::experiment::summary::Summary = serde_json::from_str(&text_b).unwrap();
+    assert_eq!(s.after_stage, before.after_stage);
+    assert_eq!(s.val_loss, before.val_loss);
+    let s = run(a, rewind::model::device::default_device(), "cpu", &opts(tmp.path(), None))
+        .unwrap()
+        .unwrap();
+    assert!(s.val_loss.is_nan());
+    assert_eq!(run_sweep(&sweep, &sweep_opts).unwrap().finished, 2);
+}
