@@ -470,9 +470,7 @@ fn two_stage_sweep_with_timings_plots_forgetting_and_the_tradeoff() {
     .into_iter()
     .enumerate()
     {
-        text += &format!(
-            "r{i},{i},{lr},{seed},{g},{b},0.1,0.6,{g},{b},0.002,0.05\n"
-        );
+        text += &format!("r{i},{i},{lr},{seed},{g},{b},0.1,0.6,{g},{b},0.002,0.05\n");
     }
     std::fs::write(dir.path().join("summary.csv"), text).unwrap();
     let written = plot_sweep(dir.path()).unwrap();

@@ -145,10 +145,60 @@ impl Default for Game24Section {
     }
 }
 
+/// How many searches run on each problem (`search.mode`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum SearchMode {
+    /// One strategy per problem, drawn from `search.strategies` (SoS's
+    /// "random" mode with the default list).
+    #[default]
+    Random,
+    /// The learning-and-forgetting paper's data: `dfs-sum` and `bfs5-mult`
+    /// both run on every problem ([`super::search::PAPER_SEARCHES`]).
+    Paper,
+}
+
+impl SearchMode {
+    /// `random` or `paper`.
+    pub fn name(self) -> &'static str {
+        match self {
+            SearchMode::Random => "random",
+            SearchMode::Paper => "paper",
+        }
+    }
+}
+
+impl TryFrom<String> for SearchMode {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        match s.as_str() {
+            "random" => Ok(SearchMode::Random),
+            "paper" => Ok(SearchMode::Paper),
+            _ => Err(format!(
+                "search.mode = {s:?}: expected \"random\" (one strategy drawn from search.strategies per problem) or \"paper\" (dfs-sum and bfs5-mult on every problem)"
+            )),
+        }
+    }
+}
+
+impl From<SearchMode> for String {
+    fn from(m: SearchMode) -> String {
+        m.name().into()
+    }
+}
+
 /// `[search]`: which strategies generate the paths.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SearchSection {
+    /// `"random"`: one strategy per problem, drawn uniformly from
+    /// `strategies` (today's default). `"paper"`: the learning-and-forgetting
+    /// paper's generator, which runs both `dfs-sum` and `bfs5-mult` on
+    /// every problem and keeps the paths of both: the distinct successful
+    /// paths, and up to `max_failed` failed paths per search deduplicated
+    /// across the two (`strategies` and `beam_widths` are then unused).
+    /// Default "random".
+    pub mode: SearchMode,
     /// Strategies drawn uniformly per problem: `dfs-sum`, `dfs-mult`,
     /// `bfs-sum`, `bfs-mult` (beam width drawn from beam_widths) or a fixed
     /// width `bfsK-sum` / `bfsK-mult`. Non-empty. Default the paper's
@@ -157,9 +207,10 @@ pub struct SearchSection {
     /// Beam widths for `bfs-*` entries, drawn uniformly, each 1..=64.
     /// Default `[1, 2, 3, 4, 5]` (paper).
     pub beam_widths: Vec<usize>,
-    /// Most failed paths (D-) kept per problem, sampled uniformly from the
-    /// distinct failed leaves of its trace; 0 = no D-, <= 10_000. Default 3
-    /// (paper's downsample_size).
+    /// Most failed paths (D-) kept per search run, sampled uniformly from
+    /// the distinct failed leaves of its trace (so per problem in mode
+    /// "random", per search in mode "paper"); 0 = no D-, <= 10_000.
+    /// Default 3 (paper's downsample_size).
     pub max_failed: usize,
 }
 
@@ -167,6 +218,7 @@ impl Default for SearchSection {
     fn default() -> Self {
         let m = StrategyMix::paper();
         SearchSection {
+            mode: SearchMode::Random,
             strategies: m.specs,
             beam_widths: m.beam_widths,
             max_failed: 3,

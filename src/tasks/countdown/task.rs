@@ -36,7 +36,7 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 use super::config::{CountdownSection, Game24Section};
-use super::dataset::game_paths;
+use super::dataset::merged_paths;
 use super::path::{parse_prompt, prompt, render_completion, verify_completion, verify_prefix};
 use super::puzzle::{
     game24_split, generate_countdown, sample_solvable, CountdownSpec, Instance, Split,
@@ -68,6 +68,9 @@ pub enum TrainStrategy {
     /// One strategy: `dfs-sum`, `bfs3-mult`, ... (`bfs-sum` / `bfs-mult`
     /// draw the beam width from 1..=5 per problem).
     Search(StrategySpec),
+    /// The learning-and-forgetting paper's data generator: both `dfs-sum`
+    /// and `bfs5-mult` run on every problem ([`search::PAPER_SEARCHES`]).
+    Paper,
 }
 
 impl TrainStrategy {
@@ -84,6 +87,17 @@ impl TrainStrategy {
                 }
                 .sample(rng),
             ),
+            // Callers that run every search use `runs`; one strategy alone
+            // is the paper's first search.
+            TrainStrategy::Paper => Some(search::PAPER_SEARCHES[0]),
+        }
+    }
+
+    /// The searches to run on one problem, in order (empty: use the solver).
+    fn runs<R: Rng>(self, rng: &mut R) -> Vec<Strategy> {
+        match self {
+            TrainStrategy::Paper => search::PAPER_SEARCHES.to_vec(),
+            _ => self.draw(rng).into_iter().collect(),
         }
     }
 
@@ -104,6 +118,7 @@ impl fmt::Display for TrainStrategy {
         match self {
             TrainStrategy::Random => f.write_str("random"),
             TrainStrategy::Exact => f.write_str("exact"),
+            TrainStrategy::Paper => f.write_str("paper"),
             TrainStrategy::Search(s) => write!(f, "{s}"),
         }
     }
@@ -116,9 +131,10 @@ impl FromStr for TrainStrategy {
         match s {
             "random" => Ok(TrainStrategy::Random),
             "exact" => Ok(TrainStrategy::Exact),
+            "paper" => Ok(TrainStrategy::Paper),
             _ => s.parse().map(TrainStrategy::Search).map_err(|_| {
                 format!(
-                    "unknown train_strategy {s:?} (expected \"random\", \"exact\", dfs-sum, dfs-mult, \
+                    "unknown train_strategy {s:?} (expected \"random\", \"paper\", \"exact\", dfs-sum, dfs-mult, \
                      bfs-sum, bfs-mult, or bfsK-sum / bfsK-mult with a beam width K in 1..=64)"
                 )
             }),
@@ -207,17 +223,22 @@ pub struct CountdownTaskConfig {
     /// Rejection-sampling cap: draws of numbers for one problem before the
     /// task gives up, >= 1. Default 100_000.
     pub max_draws: u64,
-    /// Where the training completions come from: `"random"` (the paper's
-    /// mix of dfs/bfs x sum/mult, beam 1..=5, drawn per problem), `"exact"`
-    /// (the solver's path), or one strategy (`"dfs-sum"`, `"dfs-mult"`,
-    /// `"bfs3-sum"`, `"bfs-mult"` = beam width drawn from 1..=5, ...).
-    /// When the search fails on a problem the solver's path is used.
-    /// Default "random".
+    /// Where the training completions come from: `"random"` (SoS's mix of
+    /// dfs/bfs x sum/mult, beam 1..=5, one drawn per problem), `"paper"`
+    /// (the learning-and-forgetting paper's data: `dfs-sum` and
+    /// `bfs5-mult` both run on every problem; a training completion is one
+    /// of their distinct successful paths drawn uniformly, and a search
+    /// stage gets all of them plus up to `max_failed` failed paths per
+    /// search, deduplicated), `"exact"` (the solver's path), or one
+    /// strategy (`"dfs-sum"`, `"dfs-mult"`, `"bfs3-sum"`, `"bfs-mult"` =
+    /// beam width drawn from 1..=5, ...). When the search fails on a
+    /// problem the solver's path is used. Default "random".
     #[schemars(with = "String")]
     pub train_strategy: TrainStrategy,
     /// Failed paths kept per search run for `source = "search"` stages
-    /// (distinct failed leaves, drawn uniformly), 0..=1000. Default 3
-    /// (the paper's D- files).
+    /// (distinct failed leaves, drawn uniformly; with `train_strategy =
+    /// "paper"` per each of the two searches, then deduplicated), 0..=1000.
+    /// Default 3 (the paper's D- files).
     pub max_failed: usize,
 }
 
@@ -288,8 +309,8 @@ pub struct Game24TaskConfig {
     /// every run shares one split. Any u64; default 24.
     pub split_seed: u64,
     /// Where the training completions come from; as for `countdown`:
-    /// `"random"`, `"exact"` or one strategy such as `"dfs-sum"`. Default
-    /// "random".
+    /// `"random"`, `"paper"`, `"exact"` or one strategy such as
+    /// `"dfs-sum"`. Default "random".
     #[schemars(with = "String")]
     pub train_strategy: TrainStrategy,
     /// Failed paths kept per search run, as for `countdown`. Default 3.
@@ -624,17 +645,27 @@ impl CountdownTask {
     }
 
     /// The training completion for a problem: the chosen strategy's
-    /// successful path, else the solver's.
+    /// successful path (`"paper"`: one of the two searches' distinct
+    /// successful paths, drawn uniformly), else the solver's.
     pub fn train_completion(&self, inst: &Instance, rng: &mut StdRng) -> Result<String> {
         let (numbers, target) = (&inst.numbers, inst.target);
-        let path = self
-            .train_strategy
-            .draw(rng)
-            .and_then(|s| search_path(self.game, numbers, target, s, rng))
-            .or_else(|| solver_path(self.game, numbers, target))
-            .with_context(|| {
-                format!("internal error: training problem {numbers:?} -> {target} has no solution")
-            })?;
+        if self.train_strategy == TrainStrategy::Paper {
+            // Every distinct successful path of both searches, one drawn.
+            let mut m = merged_paths(self.game, numbers, target, &search::PAPER_SEARCHES, 0, rng)?;
+            if !m.pos.is_empty() {
+                let i = rng.gen_range(0..m.pos.len());
+                return Ok(m.pos.swap_remove(i).1);
+            }
+        }
+        let path = match self.train_strategy {
+            TrainStrategy::Paper => None,
+            s => s.draw(rng),
+        }
+        .and_then(|s| search_path(self.game, numbers, target, s, rng))
+        .or_else(|| solver_path(self.game, numbers, target))
+        .with_context(|| {
+            format!("internal error: training problem {numbers:?} -> {target} has no solution")
+        })?;
         Ok(render_completion(numbers, &path)?)
     }
 
@@ -753,26 +784,28 @@ impl Task for CountdownTask {
     }
 
     /// One run of a strategy drawn from `train_strategy` on a fresh
-    /// training problem: its successful path (if it solved the problem) and
-    /// at most `max_failed` distinct failed paths, every one checked by the
+    /// training problem (`"paper"`: both `dfs-sum` and `bfs5-mult`): the
+    /// distinct successful paths and at most `max_failed` distinct failed
+    /// paths per run, deduplicated across runs, every one checked by the
     /// verifier.
     fn search_paths(&self, rng: &mut StdRng) -> Result<SearchPaths> {
         let inst = self.sample_train_instance(rng)?;
-        let Some(strategy) = self.train_strategy.draw(rng) else {
-            bail!("data.train_strategy = \"exact\" runs no search, so it has no failed paths; data source \"search\" needs \"random\" or a strategy such as \"dfs-sum\"");
-        };
-        let p = game_paths(
+        let strategies = self.train_strategy.runs(rng);
+        if strategies.is_empty() {
+            bail!("data.train_strategy = \"exact\" runs no search, so it has no failed paths; data source \"search\" needs \"random\", \"paper\" or a strategy such as \"dfs-sum\"");
+        }
+        let m = merged_paths(
             self.game,
             &inst.numbers,
             inst.target,
-            strategy,
+            &strategies,
             self.max_failed,
             rng,
         )?;
         Ok(SearchPaths {
             prompt: prompt(&inst.numbers, inst.target),
-            successes: p.pos.into_iter().collect(),
-            failures: p.neg,
+            successes: m.pos.into_iter().map(|(_, c)| c).collect(),
+            failures: m.neg.into_iter().map(|(_, c)| c).collect(),
         })
     }
 
@@ -787,9 +820,13 @@ impl Task for CountdownTask {
         let Ok((numbers, target, "")) = parse_prompt(prompt_text) else {
             bail!("not a {} prompt: {prompt_text:?}", self.game);
         };
-        let path = match strategy.draw(rng) {
-            None => solver_path(self.game, &numbers, target),
-            Some(s) => search_path(self.game, &numbers, target, s, rng),
+        // `"paper"`: the first search that succeeds.
+        let runs = strategy.runs(rng);
+        let path = if runs.is_empty() {
+            solver_path(self.game, &numbers, target)
+        } else {
+            runs.into_iter()
+                .find_map(|s| search_path(self.game, &numbers, target, s, rng))
         };
         Ok(match path {
             Some(p) => Some(render_completion(&numbers, &p)?),
@@ -962,7 +999,9 @@ mod tests {
 
     #[test]
     fn train_strategy_names() {
-        for s in ["random", "exact", "dfs-sum", "bfs-mult", "bfs3-sum"] {
+        for s in [
+            "random", "paper", "exact", "dfs-sum", "bfs-mult", "bfs3-sum",
+        ] {
             assert_eq!(s.parse::<TrainStrategy>().unwrap().to_string(), s);
         }
         assert!("bfs0-sum".parse::<TrainStrategy>().is_err());
