@@ -3,10 +3,20 @@
 //! `reasoners/sos_classic`): both searches on every problem
 //! (`train_strategy = "paper"`, `[search] mode = "paper"`).
 
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::Path;
+
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
-use rewind::tasks::countdown::{CountdownTask, CountdownTaskConfig, TrainStrategy};
+use rewind::tasks::countdown::dataset::PathRecord;
+use rewind::tasks::countdown::path::parse_prompt;
+use rewind::tasks::countdown::task::resolve_countdown_data;
+use rewind::tasks::countdown::{
+    build_datasets, load_config, CountdownTask, CountdownTaskConfig, HeldoutTargets, TrainStrategy,
+    PAPER_HELDOUT_TARGETS,
+};
 use rewind::tasks::Task;
 
 /// Mean and standard error of the mean.
@@ -66,4 +76,246 @@ fn paper_mix_reproduces_the_reference_statistics() {
             "{name}: {m:.3} is more than 4 standard errors ({se:.3}) from the reference {reference}"
         );
     }
+}
+
+/// "random" stays one strategy per problem (at most one success and
+/// `max_failed` failures); "paper" runs two searches, so some problem gets
+/// two distinct successes and more than `max_failed` failures.
+#[test]
+fn paper_mix_keeps_the_paths_of_both_searches_and_random_of_one() {
+    let mut rng = StdRng::seed_from_u64(1);
+    let random = CountdownTask::countdown(
+        &CountdownTaskConfig {
+            val_size: 1,
+            test_size: 1,
+            ..Default::default()
+        },
+        1,
+    )
+    .unwrap();
+    for _ in 0..100 {
+        let p = random.search_paths(&mut rng).unwrap();
+        assert!(p.successes.len() <= 1 && p.failures.len() <= 3);
+    }
+    let paper = paper_task(1);
+    let (mut two_pos, mut many_neg) = (false, false);
+    for _ in 0..100 {
+        let p = paper.search_paths(&mut rng).unwrap();
+        let distinct: BTreeSet<&String> = p.successes.iter().chain(&p.failures).collect();
+        assert_eq!(
+            distinct.len(),
+            p.successes.len() + p.failures.len(),
+            "deduplicated"
+        );
+        two_pos |= p.successes.len() == 2;
+        many_neg |= p.failures.len() > 3;
+    }
+    assert!(
+        two_pos && many_neg,
+        "two successes: {two_pos}, > 3 failures: {many_neg}"
+    );
+    // Training completions come from the two searches (or the solver) and
+    // are correct paths.
+    let inst = paper.sample_train_instance(&mut rng).unwrap();
+    let c = paper.train_completion(&inst, &mut rng).unwrap();
+    let prompt = rewind::tasks::countdown::prompt(&inst.numbers, inst.target);
+    assert_eq!(
+        paper.verify(&rewind::tasks::Problem::new(&prompt, ""), &c),
+        Some(true)
+    );
+}
+
+fn targets_of(task: &CountdownTask, split: &str) -> BTreeSet<i64> {
+    task.problems(split)
+        .unwrap()
+        .iter()
+        .map(|p| parse_prompt(&p.prompt).unwrap().1)
+        .collect()
+}
+
+fn table(text: &str) -> toml::Table {
+    toml::from_str(text).unwrap()
+}
+
+#[test]
+fn heldout_targets_list_decides_the_test_targets() {
+    let task = CountdownTask::countdown(
+        &CountdownTaskConfig {
+            heldout_targets: Some(HeldoutTargets::List(vec![30, 31, 32])),
+            val_size: 100,
+            test_size: 60,
+            ..Default::default()
+        },
+        3,
+    )
+    .unwrap();
+    assert_eq!(targets_of(&task, "test"), BTreeSet::from([30, 31, 32]));
+    let val = targets_of(&task, "val");
+    assert!(val.is_disjoint(&BTreeSet::from([30, 31, 32])), "{val:?}");
+    // 24 is no longer held out: only the list is.
+    let mut rng = StdRng::seed_from_u64(3);
+    let train: BTreeSet<i64> = (0..3000)
+        .map(|_| task.sample_train_instance(&mut rng).unwrap().target)
+        .collect();
+    assert!(train.contains(&24) && !train.contains(&30), "{train:?}");
+}
+
+#[test]
+fn heldout_targets_paper_preset_is_the_reference_list() {
+    assert_eq!(
+        PAPER_HELDOUT_TARGETS,
+        [14, 24, 40, 42, 58, 63, 71, 87, 89, 90]
+    );
+    let resolved =
+        resolve_countdown_data(&table("heldout_targets = \"paper\"\ntest_size = 300")).unwrap();
+    // The resolved table keeps the preset, drops the unused rule keys and
+    // resolves again to itself.
+    assert_eq!(resolved["heldout_targets"].as_str(), Some("paper"));
+    assert!(!resolved.contains_key("heldout_target_frac"));
+    assert_eq!(resolve_countdown_data(&resolved).unwrap(), resolved);
+    let cfg: CountdownTaskConfig = toml::Value::Table(resolved).try_into().unwrap();
+    let task = CountdownTask::countdown(&cfg, 0).unwrap();
+    assert_eq!(
+        targets_of(&task, "test"),
+        BTreeSet::from(PAPER_HELDOUT_TARGETS)
+    );
+    assert!(targets_of(&task, "val").is_disjoint(&BTreeSet::from(PAPER_HELDOUT_TARGETS)));
+}
+
+#[test]
+fn heldout_targets_with_frac_or_extra_is_an_error_naming_both() {
+    for other in ["heldout_target_frac = 0.2", "heldout_extra_targets = [24]"] {
+        let e = resolve_countdown_data(&table(&format!("heldout_targets = [30]\n{other}")))
+            .unwrap_err()
+            .to_string();
+        let key = other.split(' ').next().unwrap();
+        assert!(
+            e.contains("data.heldout_targets") && e.contains(&format!("data.{key}")),
+            "{e}"
+        );
+    }
+    // The same through the struct (a non-default value).
+    let e = CountdownTaskConfig {
+        heldout_targets: Some(HeldoutTargets::List(vec![30])),
+        heldout_target_frac: 0.3,
+        ..Default::default()
+    }
+    .validate()
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("data.heldout_targets") && e.contains("data.heldout_target_frac"),
+        "{e}"
+    );
+}
+
+#[test]
+fn heldout_targets_bad_values_name_the_key_and_the_choices() {
+    let e = resolve_countdown_data(&table("heldout_targets = \"best\""))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("data.heldout_targets") && e.contains("\"paper\""),
+        "{e}"
+    );
+    let e = resolve_countdown_data(&table("heldout_targets = [-1]"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("data.heldout_targets") && e.contains("0..=1000000"),
+        "{e}"
+    );
+    // Every target of the range held out leaves nothing for train/val.
+    let all: Vec<String> = (10..=100).map(|t| t.to_string()).collect();
+    let e = resolve_countdown_data(&table(&format!("heldout_targets = [{}]", all.join(","))))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("data.heldout_targets") && e.contains("no target for train/val"),
+        "{e}"
+    );
+}
+
+fn read_jsonl<T: serde::de::DeserializeOwned>(p: &Path) -> Vec<T> {
+    fs::read_to_string(p)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+const BUILD: &str = r#"
+seed = 5
+[countdown]
+heldout_targets = "paper"
+train_size = 60
+val_size = 10
+test_size = 10
+[game24]
+enabled = false
+[search]
+mode = "paper"
+[baseline]
+enabled = false
+"#;
+
+/// The dataset builder's `[search] mode = "paper"` and
+/// `[countdown] heldout_targets`: both searches' paths per problem, the
+/// paper's test targets, and a `config.toml` that loads again.
+#[test]
+fn dataset_builder_paper_mode_and_heldout_targets() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg_path = dir.path().join("paper.toml");
+    fs::write(&cfg_path, BUILD).unwrap();
+    let cfg = load_config(&cfg_path).unwrap();
+    let out = dir.path().join("out");
+    let stats = build_datasets(&cfg, &out).unwrap();
+    let cd = stats.countdown.unwrap();
+    assert_eq!(cd.test_targets, PAPER_HELDOUT_TARGETS.to_vec());
+    let train = &cd.splits[0];
+    let names: Vec<&str> = train
+        .strategies
+        .iter()
+        .map(|s| s.strategy.as_str())
+        .collect();
+    assert_eq!(names, ["bfs5-mult", "dfs-sum"]);
+    assert!(
+        train.strategies.iter().all(|s| s.problems == 60),
+        "every problem, both searches"
+    );
+    assert_eq!(train.total.problems, 60);
+    let pos: Vec<PathRecord> = read_jsonl(&out.join("countdown/train_pos.jsonl"));
+    let neg: Vec<PathRecord> = read_jsonl(&out.join("countdown/train_neg.jsonl"));
+    assert_eq!(pos.len(), train.total.pos_paths);
+    assert!(
+        pos.len() > 60 / 2 && neg.len() > 3 * 60,
+        "{} / {}",
+        pos.len(),
+        neg.len()
+    );
+    for id in pos.iter().map(|p| &p.id).collect::<BTreeSet<_>>() {
+        let of = |v: &[PathRecord]| v.iter().filter(|p| &p.id == id).count();
+        assert!(of(&pos) <= 2 && of(&neg) <= 6, "{id}");
+    }
+    // The written config reads back (no exclusive keys left in it).
+    let written = load_config(&out.join("config.toml")).unwrap();
+    assert_eq!(written, cfg);
+    // Both held-out rules at once, or an unknown mode, are refused by name.
+    fs::write(
+        &cfg_path,
+        BUILD.replace("train_size = 60", "heldout_target_frac = 0.1"),
+    )
+    .unwrap();
+    let e = format!("{:#}", load_config(&cfg_path).unwrap_err());
+    assert!(
+        e.contains("countdown.heldout_targets") && e.contains("countdown.heldout_target_frac"),
+        "{e}"
+    );
+    fs::write(
+        &cfg_path,
+        BUILD.replace("mode = \"paper\"", "mode = \"both\""),
+    )
+    .unwrap();
+    let e = format!("{:#}", load_config(&cfg_path).unwrap_err());
+    assert!(e.contains("search.mode") && e.contains("\"paper\""), "{e}");
 }

@@ -31,6 +31,77 @@ fn err<T: std::fmt::Debug>(key: &str, value: T, reason: impl Into<String>) -> Co
     }
 }
 
+/// The test-only targets of the learning-and-forgetting paper: what its
+/// generator (`generate_problem.py --seed 4`: targets 10..=100 without 24,
+/// `random.shuffle`, the first 9 held out, then 24 added) holds out;
+/// re-running the reference's shuffle with Python's `random.seed(4)` gives
+/// this list.
+pub const PAPER_HELDOUT_TARGETS: [i64; 10] = [14, 24, 40, 42, 58, 63, 71, 87, 89, 90];
+
+/// `heldout_targets`: the test-only targets written out, or a preset.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(untagged)]
+pub enum HeldoutTargets {
+    /// A preset name; `"paper"` is [`PAPER_HELDOUT_TARGETS`].
+    Preset(String),
+    /// The targets themselves.
+    List(Vec<i64>),
+}
+
+impl HeldoutTargets {
+    /// The targets; errors name `key` and the allowed values.
+    pub fn targets(&self, key: &str) -> Result<Vec<i64>, ConfigError> {
+        let list = match self {
+            HeldoutTargets::Preset(name) if name == "paper" => PAPER_HELDOUT_TARGETS.to_vec(),
+            HeldoutTargets::Preset(name) => {
+                return Err(err(
+                    key,
+                    name,
+                    "expected \"paper\" (14, 24, 40, 42, 58, 63, 71, 87, 89, 90) or a list of targets, each in 0..=1000000",
+                ))
+            }
+            HeldoutTargets::List(list) => list.clone(),
+        };
+        if let Some(t) = list.iter().find(|&&t| !(0..=1_000_000).contains(&t)) {
+            return Err(err(key, t, "each held-out target must be in 0..=1000000"));
+        }
+        Ok(list)
+    }
+}
+
+/// Keys that `heldout_targets` excludes.
+const HELDOUT_RULE_KEYS: [&str; 2] = ["heldout_target_frac", "heldout_extra_targets"];
+
+/// Errors when a raw `[countdown]` / `[data]` table sets `heldout_targets`
+/// together with `heldout_target_frac` or `heldout_extra_targets` (the
+/// struct cannot tell a key written with its default value from a missing
+/// one, so the check runs on the table as written).
+pub fn check_heldout_keys(table: &toml::Table, prefix: &str) -> Result<(), ConfigError> {
+    if let Some(v) = table.get("heldout_targets") {
+        if let Some(k) = HELDOUT_RULE_KEYS.iter().find(|k| table.contains_key(**k)) {
+            return Err(ConfigError {
+                key: format!("{prefix}.heldout_targets"),
+                value: v.to_string(),
+                reason: format!(
+                    "{prefix}.heldout_targets and {prefix}.{k} are exclusive: give the held-out targets as a list (or \"paper\"), or as {prefix}.heldout_target_frac + {prefix}.heldout_extra_targets"
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Removes `heldout_target_frac` / `heldout_extra_targets` (their unused
+/// defaults) from a serialised table that sets `heldout_targets`, so the
+/// table reads back without tripping [`check_heldout_keys`].
+pub fn strip_heldout_rule_keys(table: &mut toml::Table) {
+    if table.contains_key("heldout_targets") {
+        for k in HELDOUT_RULE_KEYS {
+            table.remove(k);
+        }
+    }
+}
+
 /// The whole dataset build.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -74,6 +145,13 @@ pub struct CountdownSection {
     /// Default `[24]` (the paper holds out 24 to test on Game-of-24 style
     /// targets).
     pub heldout_extra_targets: Vec<i64>,
+    /// The test-only targets as an explicit list (`[14, 24, 40]`, each in
+    /// 0..=1000000, also outside the range), or `"paper"` for the paper's
+    /// list 14, 24, 40, 42, 58, 63, 71, 87, 89, 90. Train and val use every
+    /// other target of the range. Exclusive with heldout_target_frac and
+    /// heldout_extra_targets. Default: unset (those two keys decide).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub heldout_targets: Option<HeldoutTargets>,
     /// Training problems, <= 10_000_000. Default 2000 (paper: 500_000).
     pub train_size: usize,
     /// Validation problems (train targets, distinct problems). Default 200
@@ -98,6 +176,7 @@ impl Default for CountdownSection {
             target_max: p.target_max,
             heldout_target_frac: 0.1,
             heldout_extra_targets: vec![24],
+            heldout_targets: None,
             train_size: 2000,
             val_size: 200,
             test_size: 200,
@@ -107,6 +186,16 @@ impl Default for CountdownSection {
 }
 
 impl CountdownSection {
+    /// The held-out rule as `(heldout_frac, extra_targets)` for
+    /// [`super::puzzle::split_targets`]: an explicit list is fraction 0
+    /// plus the list. A bad preset gives no targets (`validate` names it).
+    pub fn heldout(&self) -> (f64, Vec<i64>) {
+        match &self.heldout_targets {
+            Some(h) => (0.0, h.targets("").unwrap_or_default()),
+            None => (self.heldout_target_frac, self.heldout_extra_targets.clone()),
+        }
+    }
+
     /// The generator ranges.
     pub fn spec(&self) -> CountdownSpec {
         CountdownSpec {
@@ -326,6 +415,24 @@ impl CountdownSection {
                 "each extra target must be in 0..=1000000",
             ));
         }
+        if let Some(h) = &c.heldout_targets {
+            let d = CountdownSection::default();
+            let k = if c.heldout_target_frac != d.heldout_target_frac {
+                Some("heldout_target_frac")
+            } else if c.heldout_extra_targets != d.heldout_extra_targets {
+                Some("heldout_extra_targets")
+            } else {
+                None
+            };
+            if let Some(k) = k {
+                return Err(err(
+                    &key("heldout_targets"),
+                    h,
+                    format!("{prefix}.heldout_targets and {prefix}.{k} are exclusive: give the held-out targets as a list (or \"paper\"), or as {prefix}.heldout_target_frac + {prefix}.heldout_extra_targets"),
+                ));
+            }
+            h.targets(&key("heldout_targets"))?;
+        }
         if c.train_size > 10_000_000 {
             return Err(err(&key("train_size"), c.train_size, "must be <= 10000000"));
         }
@@ -333,27 +440,30 @@ impl CountdownSection {
             return Err(err(&key("max_draws"), c.max_draws, "must be >= 1"));
         }
         if c.enabled {
-            let t = super::puzzle::split_targets(
-                &c.spec(),
-                c.heldout_target_frac,
-                &c.heldout_extra_targets,
-                seed,
-            );
+            let (frac, extra) = c.heldout();
+            let t = super::puzzle::split_targets(&c.spec(), frac, &extra, seed);
+            let (rule, value) = if c.heldout_targets.is_some() {
+                ("heldout_targets", format!("{extra:?}"))
+            } else {
+                (
+                    "heldout_target_frac",
+                    format!("{:?}", c.heldout_target_frac),
+                )
+            };
+            let fail = |reason: String| ConfigError {
+                key: key(rule),
+                value: value.clone(),
+                reason,
+            };
             if c.test_size > 0 && t.test.is_empty() {
-                return Err(err(
-                &key("heldout_target_frac"),
-                    c.heldout_target_frac,
-                    format!("holds out no target, but test_size > 0: raise it or add {prefix}.heldout_extra_targets"),
+                return Err(fail(
+                    format!("holds out no target, but test_size > 0: raise it or add {prefix}.heldout_extra_targets (or list {prefix}.heldout_targets)"),
                 ));
             }
             if c.train_size + c.val_size > 0 && t.train.is_empty() {
-                return Err(err(
-                    &key("heldout_target_frac"),
-                    c.heldout_target_frac,
-                    format!(
-                        "leaves no target for train/val: widen {prefix}.target_min..target_max"
-                    ),
-                ));
+                return Err(fail(format!(
+                    "leaves no target for train/val: widen {prefix}.target_min..target_max"
+                )));
             }
         }
         Ok(())

@@ -12,7 +12,7 @@ use anyhow::{bail, Context, Result};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use super::config::{CountdownDataConfig, SearchMode};
+use super::config::{strip_heldout_rule_keys, CountdownDataConfig, SearchMode};
 use super::path::{prompt, render_completion, verify_completion};
 use super::puzzle::{derived_rng, game24_split, generate_countdown, Split, GAME24_TARGET};
 use super::rules::{Game, Move, Ratio, Value};
@@ -661,10 +661,11 @@ pub fn build_datasets(cfg: &CountdownDataConfig, out_dir: &Path) -> Result<Datas
 
     if cfg.countdown.enabled {
         let c = &cfg.countdown;
+        let (heldout_frac, extra_targets) = c.heldout();
         let gen = generate_countdown(
             &c.spec(),
-            c.heldout_target_frac,
-            &c.heldout_extra_targets,
+            heldout_frac,
+            &extra_targets,
             [c.train_size, c.val_size, c.test_size],
             c.max_draws,
             cfg.seed,
@@ -754,7 +755,18 @@ pub fn build_datasets(cfg: &CountdownDataConfig, out_dir: &Path) -> Result<Datas
     files.push(p);
 
     let p = out_dir.join("config.toml");
-    fs::write(&p, toml::to_string(cfg)?).with_context(|| format!("writing {}", p.display()))?;
+    let text = if cfg.countdown.heldout_targets.is_some() {
+        // Without the unused heldout_target_frac / heldout_extra_targets,
+        // which the file may not set together with heldout_targets.
+        let mut t = toml::Value::try_from(cfg)?;
+        if let Some(toml::Value::Table(c)) = t.get_mut("countdown") {
+            strip_heldout_rule_keys(c);
+        }
+        toml::to_string(&t)?
+    } else {
+        toml::to_string(cfg)?
+    };
+    fs::write(&p, text).with_context(|| format!("writing {}", p.display()))?;
     files.push(p);
 
     if cfg.baseline.enabled {

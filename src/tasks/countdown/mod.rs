@@ -28,8 +28,17 @@
 //! Heuristic DFS with pruning (`dfs-sum`, `dfs-mult`) and beam-limited
 //! best-first search (`bfsK-sum`, `bfsK-mult`, K = 1..=5 in the paper), with
 //! the sum heuristic (mean `|n - target|`) and the multiplicative one
-//! (distance to the target's factors); the paper's "random" mode draws
-//! one per problem. Each run gives a [`search::Trace`], from which come the
+//! (distance to the target's factors). Stream-of-Search's "random" mode
+//! draws one per problem (`train_strategy = "random"`, `[search] mode =
+//! "random"`, the defaults); the learning-and-forgetting paper's data runs
+//! both `dfs-sum` and `bfs5-mult` on every problem and keeps the paths of
+//! both (`train_strategy = "paper"`, `[search] mode = "paper"`: distinct
+//! successful paths, up to `max_failed` failed paths per search,
+//! deduplicated across the two). On 1,000 problems of the paper's setting
+//! that gives 0.87 of the problems a successful path, 1.24 successful and
+//! 4.88 failed paths per problem (reference: 0.86 / 1.21 / 4.96). Beam
+//! search's queue pops ties in Python `heapq`'s order, as the reference
+//! does. Each run gives a [`search::Trace`], from which come the
 //! successful path (if any) and the failed leaf paths.
 //!
 //! # Text format ([`path`])
@@ -53,7 +62,10 @@
 //!
 //! # Splits
 //! - Countdown: 10% of the targets (plus 24) are held out for test; train
-//!   and val use the other targets. Problems are drawn by rejection
+//!   and val use the other targets. Or the held-out targets are listed
+//!   (`heldout_targets = [14, 24, 40]`, or `"paper"` for the paper's 14,
+//!   24, 40, 42, 58, 63, 71, 87, 89, 90), exclusive with
+//!   `heldout_target_frac` / `heldout_extra_targets`. Problems are drawn by rejection
 //!   sampling (target first, numbers redrawn until solvable) and are
 //!   distinct across and within splits. See [`puzzle`].
 //! - Game of 24: the 1362 solvable multisets shuffled with a fixed
@@ -115,7 +127,9 @@ pub mod solver;
 pub mod task;
 
 pub use cli::{data_command, load_config, solve_command};
-pub use config::{ConfigError, CountdownDataConfig};
+pub use config::{
+    ConfigError, CountdownDataConfig, HeldoutTargets, SearchMode, PAPER_HELDOUT_TARGETS,
+};
 pub use dataset::{build_datasets, DatasetStats, PathRecord, ProblemRecord};
 pub use path::{prompt, render_completion, verify, verify_completion, Rejection};
 pub use puzzle::{Instance, Split};

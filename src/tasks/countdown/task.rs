@@ -35,7 +35,9 @@ use rand::rngs::StdRng;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use super::config::{CountdownSection, Game24Section};
+use super::config::{
+    check_heldout_keys, strip_heldout_rule_keys, CountdownSection, Game24Section, HeldoutTargets,
+};
 use super::dataset::merged_paths;
 use super::path::{parse_prompt, prompt, render_completion, verify_completion, verify_prefix};
 use super::puzzle::{
@@ -214,6 +216,14 @@ pub struct CountdownTaskConfig {
     /// Targets always held out for test (also outside the range), each in
     /// 0..=1_000_000. Default `[24]` (paper).
     pub heldout_extra_targets: Vec<i64>,
+    /// The test-only targets as an explicit list (`[14, 24, 40]`, each in
+    /// 0..=1_000_000, also outside the range), or `"paper"` for the
+    /// paper's list 14, 24, 40, 42, 58, 63, 71, 87, 89, 90 (what its
+    /// generator holds out with its seed). Train and val use every other
+    /// target of the range. Exclusive with heldout_target_frac and
+    /// heldout_extra_targets. Default: unset (those two keys decide).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub heldout_targets: Option<HeldoutTargets>,
     /// Problems in the `val` split (training targets, never trained on),
     /// 0..=100_000. Default 200.
     pub val_size: usize,
@@ -253,6 +263,7 @@ impl Default for CountdownTaskConfig {
             target_max: s.target_max,
             heldout_target_frac: s.heldout_target_frac,
             heldout_extra_targets: s.heldout_extra_targets,
+            heldout_targets: None,
             val_size: s.val_size,
             test_size: s.test_size,
             max_draws: s.max_draws,
@@ -277,6 +288,7 @@ impl CountdownTaskConfig {
             target_max: self.target_max,
             heldout_target_frac: self.heldout_target_frac,
             heldout_extra_targets: self.heldout_extra_targets.clone(),
+            heldout_targets: self.heldout_targets.clone(),
             train_size: 1,
             val_size: self.val_size,
             test_size: self.test_size,
@@ -513,11 +525,12 @@ impl CountdownTask {
         cfg.validate()?;
         let sec = cfg.section();
         let spec = sec.spec();
+        let (heldout_frac, extra_targets) = sec.heldout();
         // Train size 0: only val and test are fixed; training draws on demand.
         let gen = generate_countdown(
             &spec,
-            cfg.heldout_target_frac,
-            &cfg.heldout_extra_targets,
+            heldout_frac,
+            &extra_targets,
             [0, cfg.val_size, cfg.test_size],
             cfg.max_draws,
             seed,
@@ -544,8 +557,7 @@ impl CountdownTask {
                 digits(m.pow(k as u32))
             }
         };
-        let max_target = cfg
-            .heldout_extra_targets
+        let max_target = extra_targets
             .iter()
             .copied()
             .chain([cfg.target_max])
@@ -880,9 +892,12 @@ impl StepRules for CountdownTask {
 
 /// Parses and validates a `countdown` `[data]` table, filling defaults.
 pub fn resolve_countdown_data(data: &toml::Table) -> Result<toml::Table> {
+    check_heldout_keys(data, "data")?;
     let cfg: CountdownTaskConfig = from_value(toml::Value::Table(data.clone()), "data")?;
     cfg.validate()?;
-    to_table(&cfg)
+    let mut table = to_table(&cfg)?;
+    strip_heldout_rule_keys(&mut table);
+    Ok(table)
 }
 
 /// Builds the `countdown` task from a resolved `[data]` table.
