@@ -1,7 +1,9 @@
 //! The learning-and-forgetting paper's data settings for Countdown and Game
 //! of 24 (paper B, Ni et al. 2025; reference code twni2016/llm-reasoning-uft,
 //! `reasoners/sos_classic`): both searches on every problem
-//! (`train_strategy = "paper"`, `[search] mode = "paper"`).
+//! (`train_strategy = "paper"`, `[search] mode = "paper"`), the listed
+//! held-out targets (`heldout_targets`), the ranked Game-of-24 split
+//! (`split = "ranked"`).
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -12,10 +14,11 @@ use rand::SeedableRng;
 
 use rewind::tasks::countdown::dataset::PathRecord;
 use rewind::tasks::countdown::path::parse_prompt;
-use rewind::tasks::countdown::task::resolve_countdown_data;
+use rewind::tasks::countdown::puzzle::game24_ranked;
+use rewind::tasks::countdown::task::{resolve_countdown_data, resolve_game24_data};
 use rewind::tasks::countdown::{
-    build_datasets, load_config, CountdownTask, CountdownTaskConfig, HeldoutTargets, TrainStrategy,
-    PAPER_HELDOUT_TARGETS,
+    build_datasets, load_config, CountdownTask, CountdownTaskConfig, Game24SplitKind,
+    Game24TaskConfig, HeldoutTargets, TrainStrategy, PAPER_HELDOUT_TARGETS,
 };
 use rewind::tasks::Task;
 
@@ -318,4 +321,98 @@ fn dataset_builder_paper_mode_and_heldout_targets() {
     .unwrap();
     let e = format!("{:#}", load_config(&cfg_path).unwrap_err());
     assert!(e.contains("search.mode") && e.contains("\"paper\""), "{e}");
+}
+
+fn multiset(prompt: &str) -> [i64; 4] {
+    let (numbers, _, _) = parse_prompt(prompt).unwrap();
+    let mut m: [i64; 4] = numbers.try_into().unwrap();
+    m.sort_unstable();
+    m
+}
+
+/// `split = "ranked"`: the paper's Game-of-24 split (its `splits.py`):
+/// test = ranks 901-1000 of ToT's ranking, val 180 of ranks 1-900, the
+/// other 720 the training pool; the default split is unchanged.
+#[test]
+fn game24_ranked_split_tests_on_ranks_901_to_1000() {
+    let ranked = game24_ranked();
+    let test_ranks: BTreeSet<[i64; 4]> = ranked[900..1000].iter().copied().collect();
+    let pool: BTreeSet<[i64; 4]> = ranked[..900].iter().copied().collect();
+    let cfg = Game24TaskConfig {
+        split: Game24SplitKind::Ranked,
+        ..Default::default()
+    };
+    let task = CountdownTask::game24(&cfg).unwrap();
+    let test: BTreeSet<[i64; 4]> = task
+        .problems("test")
+        .unwrap()
+        .iter()
+        .map(|p| multiset(&p.prompt))
+        .collect();
+    let val: BTreeSet<[i64; 4]> = task
+        .problems("val")
+        .unwrap()
+        .iter()
+        .map(|p| multiset(&p.prompt))
+        .collect();
+    assert_eq!(test, test_ranks);
+    assert_eq!(val.len(), 180);
+    assert!(val.is_subset(&pool));
+    let mut rng = StdRng::seed_from_u64(0);
+    let train: BTreeSet<[i64; 4]> = (0..20_000)
+        .map(|_| {
+            let i = task.sample_train_instance(&mut rng).unwrap();
+            let mut m: [i64; 4] = i.numbers.try_into().unwrap();
+            m.sort_unstable();
+            m
+        })
+        .collect();
+    assert_eq!(train.len(), 720, "the 720 other puzzles of ranks 1-900");
+    assert!(train.is_subset(&pool) && train.is_disjoint(&val));
+    // Another split_seed moves val within ranks 1-900 only.
+    let other = CountdownTask::game24(&Game24TaskConfig {
+        split_seed: 7,
+        ..cfg.clone()
+    })
+    .unwrap();
+    let other_val: BTreeSet<[i64; 4]> = other
+        .problems("val")
+        .unwrap()
+        .iter()
+        .map(|p| multiset(&p.prompt))
+        .collect();
+    assert_ne!(other_val, val);
+    assert!(other_val.is_subset(&pool));
+    // The default ("random") split is not the ranked one.
+    let default = CountdownTask::game24(&Game24TaskConfig::default()).unwrap();
+    let default_test: BTreeSet<[i64; 4]> = default
+        .problems("test")
+        .unwrap()
+        .iter()
+        .map(|p| multiset(&p.prompt))
+        .collect();
+    assert_ne!(default_test, test_ranks);
+}
+
+#[test]
+fn game24_split_bad_values_name_the_key() {
+    let e = resolve_game24_data(&table("split = \"hard\""))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("data.split") && e.contains("\"ranked\""), "{e}");
+    let e = resolve_game24_data(&table("split = \"ranked\"\nval_size = 900"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("data.val_size") && e.contains("< 900"), "{e}");
+    let e = resolve_game24_data(&table("split = \"ranked\"\ntest_size = 463"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("data.test_size") && e.contains("<= 462"), "{e}");
+    // The default is left out of the resolved table (existing configs
+    // resolve as before); "ranked" is kept.
+    assert!(!resolve_game24_data(&table(""))
+        .unwrap()
+        .contains_key("split"));
+    let r = resolve_game24_data(&table("split = \"ranked\"")).unwrap();
+    assert_eq!(r["split"].as_str(), Some("ranked"));
 }

@@ -208,6 +208,53 @@ impl CountdownSection {
     }
 }
 
+/// How the Game-of-24 puzzles are split (`split`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum Game24SplitKind {
+    /// All 1362 solvable multisets shuffled with `split_seed`.
+    #[default]
+    Random,
+    /// The paper's: test = ranks 901..=1000 of ToT's difficulty ranking,
+    /// ranks 1..=900 shuffled with `split_seed` into val and train.
+    Ranked,
+}
+
+impl Game24SplitKind {
+    /// `random` or `ranked`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Game24SplitKind::Random => "random",
+            Game24SplitKind::Ranked => "ranked",
+        }
+    }
+
+    /// Whether this is the default (then it is left out when serialised,
+    /// so existing configs resolve to the same tables).
+    pub fn is_random(&self) -> bool {
+        *self == Game24SplitKind::Random
+    }
+}
+
+impl TryFrom<String> for Game24SplitKind {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        match s.as_str() {
+            "random" => Ok(Game24SplitKind::Random),
+            "ranked" => Ok(Game24SplitKind::Ranked),
+            _ => Err(format!(
+                "split = {s:?}: expected \"random\" (the solvable multisets shuffled) or \"ranked\" (the paper's: test = ranks 901-1000, val/train from ranks 1-900)"
+            )),
+        }
+    }
+}
+
+impl From<Game24SplitKind> for String {
+    fn from(m: Game24SplitKind) -> String {
+        m.name().into()
+    }
+}
+
 /// `[game24]`: the deterministic Game-of-24 split.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -221,6 +268,15 @@ pub struct Game24Section {
     /// Seed of the split shuffle, independent of `seed` so that datasets
     /// built with different seeds share one Game-of-24 split. Default 24.
     pub split_seed: u64,
+    /// `"random"`: the 1362 solvable multisets shuffled with split_seed,
+    /// test_size to test, val_size to val, the rest to train. `"ranked"`:
+    /// the paper's split by ToT's difficulty ranking
+    /// (`data/game24_ranked.csv`): test = ranks 901..=900+test_size
+    /// (test_size <= 462; default 100 = ranks 901-1000), ranks 1..=900
+    /// shuffled with split_seed into val_size val (< 900; 180 = the paper's)
+    /// and the rest train (720). Default "random".
+    #[serde(skip_serializing_if = "Game24SplitKind::is_random")]
+    pub split: Game24SplitKind,
 }
 
 impl Default for Game24Section {
@@ -230,6 +286,7 @@ impl Default for Game24Section {
             val_size: 180,
             test_size: 100,
             split_seed: 24,
+            split: Game24SplitKind::Random,
         }
     }
 }
@@ -248,6 +305,12 @@ pub enum SearchMode {
 }
 
 impl SearchMode {
+    /// Whether this is the default (then it is left out when serialised,
+    /// so existing configs write the same `config.toml`).
+    pub fn is_random(&self) -> bool {
+        *self == SearchMode::Random
+    }
+
     /// `random` or `paper`.
     pub fn name(self) -> &'static str {
         match self {
@@ -287,6 +350,7 @@ pub struct SearchSection {
     /// paths, and up to `max_failed` failed paths per search deduplicated
     /// across the two (`strategies` and `beam_widths` are then unused).
     /// Default "random".
+    #[serde(skip_serializing_if = "SearchMode::is_random")]
     pub mode: SearchMode,
     /// Strategies drawn uniformly per problem: `dfs-sum`, `dfs-mult`,
     /// `bfs-sum`, `bfs-mult` (beam width drawn from beam_widths) or a fixed
@@ -474,6 +538,25 @@ impl Game24Section {
     /// Checks the section; errors name the key as `{prefix}.<key>`.
     pub fn validate(&self, prefix: &str) -> Result<(), ConfigError> {
         let g = self;
+        if g.split == Game24SplitKind::Ranked {
+            let pool = super::puzzle::GAME24_RANKED_POOL;
+            if g.val_size >= pool {
+                return Err(err(
+                    &format!("{prefix}.val_size"),
+                    g.val_size,
+                    format!("with {prefix}.split = \"ranked\" val and train share ranks 1..={pool}: must be < {pool}"),
+                ));
+            }
+            let tests = GAME24_SOLVABLE_COUNT - pool;
+            if g.test_size > tests {
+                return Err(err(
+                    &format!("{prefix}.test_size"),
+                    g.test_size,
+                    format!("with {prefix}.split = \"ranked\" the test split is ranks {}..: must be <= {tests}", pool + 1),
+                ));
+            }
+            return Ok(());
+        }
         let available = GAME24_SOLVABLE_COUNT;
         if g.val_size + g.test_size >= available {
             return Err(err(

@@ -12,9 +12,11 @@ use anyhow::{bail, Context, Result};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use super::config::{strip_heldout_rule_keys, CountdownDataConfig, SearchMode};
+use super::config::{strip_heldout_rule_keys, CountdownDataConfig, Game24SplitKind, SearchMode};
 use super::path::{prompt, render_completion, verify_completion};
-use super::puzzle::{derived_rng, game24_split, generate_countdown, Split, GAME24_TARGET};
+use super::puzzle::{
+    derived_rng, game24_ranked_split, game24_split, generate_countdown, Split, GAME24_TARGET,
+};
 use super::rules::{Game, Move, Ratio, Value};
 use super::search::{self, Strategy, StrategyMix, StrategySpec, PAPER_SEARCHES};
 use super::solver::solve;
@@ -703,7 +705,10 @@ pub fn build_datasets(cfg: &CountdownDataConfig, out_dir: &Path) -> Result<Datas
 
     if cfg.game24.enabled {
         let g = &cfg.game24;
-        let sp = game24_split(g.split_seed, g.val_size, g.test_size);
+        let sp = match g.split {
+            Game24SplitKind::Random => game24_split(g.split_seed, g.val_size, g.test_size),
+            Game24SplitKind::Ranked => game24_ranked_split(g.split_seed, g.val_size, g.test_size),
+        };
         let dir = out_dir.join("game24");
         fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let mut splits = Vec::new();

@@ -69,7 +69,10 @@
 //!   sampling (target first, numbers redrawn until solvable) and are
 //!   distinct across and within splits. See [`puzzle`].
 //! - Game of 24: the 1362 solvable multisets shuffled with a fixed
-//!   `split_seed` (default 24): 100 test, 180 val, 1082 train.
+//!   `split_seed` (default 24): 100 test, 180 val, 1082 train. Or, with
+//!   `split = "ranked"`, the paper's: test = ranks 901-1000 of ToT's
+//!   difficulty ranking (`data/game24_ranked.csv`), ranks 1-900 shuffled
+//!   with `split_seed` into 180 val and 720 train.
 //!
 //! # Dataset files ([`build_datasets`], `rewind data countdown CONFIG`)
 //! Under the output folder (default `data/countdown/<config stem>`):
@@ -128,7 +131,8 @@ pub mod task;
 
 pub use cli::{data_command, load_config, solve_command};
 pub use config::{
-    ConfigError, CountdownDataConfig, HeldoutTargets, SearchMode, PAPER_HELDOUT_TARGETS,
+    ConfigError, CountdownDataConfig, Game24SplitKind, HeldoutTargets, SearchMode,
+    PAPER_HELDOUT_TARGETS,
 };
 pub use dataset::{build_datasets, DatasetStats, PathRecord, ProblemRecord};
 pub use path::{prompt, render_completion, verify, verify_completion, Rejection};

@@ -36,13 +36,15 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 use super::config::{
-    check_heldout_keys, strip_heldout_rule_keys, CountdownSection, Game24Section, HeldoutTargets,
+    check_heldout_keys, strip_heldout_rule_keys, CountdownSection, Game24Section, Game24SplitKind,
+    HeldoutTargets,
 };
 use super::dataset::merged_paths;
 use super::path::{parse_prompt, prompt, render_completion, verify_completion, verify_prefix};
 use super::puzzle::{
-    game24_split, generate_countdown, sample_solvable, CountdownSpec, Instance, Split,
-    GAME24_RANGE, GAME24_SOLVABLE_COUNT, GAME24_TARGET, SOLVE_MAX_NUMBERS, SOLVE_MAX_VALUE,
+    game24_ranked_split, game24_split, generate_countdown, sample_solvable, CountdownSpec,
+    Instance, Split, GAME24_RANGE, GAME24_SOLVABLE_COUNT, GAME24_TARGET, SOLVE_MAX_NUMBERS,
+    SOLVE_MAX_VALUE,
 };
 use super::rules::{Game, Move, Ratio, Value};
 use super::search::{self, Strategy, StrategyMix, StrategySpec};
@@ -320,6 +322,16 @@ pub struct Game24TaskConfig {
     /// Seed of the split shuffle, independent of the run's seed so that
     /// every run shares one split. Any u64; default 24.
     pub split_seed: u64,
+    /// `"random"`: the 1362 solvable multisets shuffled with split_seed
+    /// (test_size test, val_size val, the rest the training pool).
+    /// `"ranked"`: the paper's split by ToT's difficulty ranking
+    /// (`data/game24_ranked.csv`): test = ranks 901..=900+test_size
+    /// (test_size <= 462; 100 = ranks 901-1000), ranks 1..=900 shuffled
+    /// with split_seed into val_size val (< 900; 180 = the paper's) and the
+    /// training pool (720). Default "random".
+    #[serde(skip_serializing_if = "Game24SplitKind::is_random")]
+    #[schemars(with = "String")]
+    pub split: Game24SplitKind,
     /// Where the training completions come from; as for `countdown`:
     /// `"random"`, `"paper"`, `"exact"` or one strategy such as
     /// `"dfs-sum"`. Default "random".
@@ -336,6 +348,7 @@ impl Default for Game24TaskConfig {
             val_size: s.val_size,
             test_size: s.test_size,
             split_seed: s.split_seed,
+            split: s.split,
             train_strategy: TrainStrategy::Random,
             max_failed: DEFAULT_MAX_FAILED,
         }
@@ -350,6 +363,7 @@ impl Game24TaskConfig {
             val_size: self.val_size,
             test_size: self.test_size,
             split_seed: self.split_seed,
+            split: self.split,
         }
         .validate("data")?;
         check_split_sizes(self.val_size, self.test_size)?;
@@ -585,7 +599,12 @@ impl CountdownTask {
     /// The `game24` kind: the fixed `split_seed` split (module docs).
     pub fn game24(cfg: &Game24TaskConfig) -> Result<Self> {
         cfg.validate()?;
-        let sp = game24_split(cfg.split_seed, cfg.val_size, cfg.test_size);
+        let sp = match cfg.split {
+            Game24SplitKind::Random => game24_split(cfg.split_seed, cfg.val_size, cfg.test_size),
+            Game24SplitKind::Ranked => {
+                game24_ranked_split(cfg.split_seed, cfg.val_size, cfg.test_size)
+            }
+        };
         let inst = |ms: &[[i64; 4]]| -> Vec<Instance> {
             ms.iter()
                 .map(|m| Instance {
@@ -607,10 +626,7 @@ impl CountdownTask {
         };
         let (max_prompt_len, max_completion_len) =
             length_bounds(4, value_len, digits(GAME24_TARGET as u128));
-        debug_assert_eq!(
-            sp.train.len() + sp.val.len() + sp.test.len(),
-            GAME24_SOLVABLE_COUNT
-        );
+        debug_assert!(sp.train.len() + sp.val.len() + sp.test.len() <= GAME24_SOLVABLE_COUNT);
         Ok(CountdownTask {
             game: Game::Game24,
             train_strategy: cfg.train_strategy,
