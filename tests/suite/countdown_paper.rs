@@ -3,7 +3,8 @@
 //! `reasoners/sos_classic`): both searches on every problem
 //! (`train_strategy = "paper"`, `[search] mode = "paper"`), the listed
 //! held-out targets (`heldout_targets`), the ranked Game-of-24 split
-//! (`split = "ranked"`).
+//! (`split = "ranked"`), the paper's prompt (`prompt = "paper"`) and its
+//! cut at the first `Answer:` line (`verifier = "paper"`).
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -17,8 +18,9 @@ use rewind::tasks::countdown::path::parse_prompt;
 use rewind::tasks::countdown::puzzle::game24_ranked;
 use rewind::tasks::countdown::task::{resolve_countdown_data, resolve_game24_data};
 use rewind::tasks::countdown::{
-    build_datasets, load_config, CountdownTask, CountdownTaskConfig, Game24SplitKind,
-    Game24TaskConfig, HeldoutTargets, TrainStrategy, PAPER_HELDOUT_TARGETS,
+    build_datasets, cut_at_answer, load_config, verify_completion, CountdownTask,
+    CountdownTaskConfig, Game, Game24SplitKind, Game24TaskConfig, HeldoutTargets, PromptStyle,
+    Rejection, TrainStrategy, VerifierMode, PAPER_HELDOUT_TARGETS,
 };
 use rewind::tasks::Task;
 
@@ -415,4 +417,125 @@ fn game24_split_bad_values_name_the_key() {
         .contains_key("split"));
     let r = resolve_game24_data(&table("split = \"ranked\"")).unwrap();
     assert_eq!(r["split"].as_str(), Some("ranked"));
+}
+
+/// `prompt = "paper"`: the paper's instruction line before `Input:`
+/// (papers.md, "Trace text format"); the default prompt is unchanged.
+#[test]
+fn paper_prompt_puts_the_instruction_line_before_input() {
+    const CD: &str =
+        "Use numbers and basic arithmetic operations (+ - * /) to obtain the target number.\nInput: ";
+    const G24: &str =
+        "Use numbers and basic arithmetic operations (+ - * /) to obtain 24.\nInput: ";
+    let cfg = CountdownTaskConfig {
+        prompt: PromptStyle::Paper,
+        val_size: 20,
+        test_size: 20,
+        ..Default::default()
+    };
+    let task = CountdownTask::countdown(&cfg, 2).unwrap();
+    let mut rng = StdRng::seed_from_u64(2);
+    let mut problems = task.problems("val").unwrap();
+    problems.extend(task.problems("test").unwrap());
+    problems.push(task.sample_problem(&mut rng).unwrap());
+    for p in &problems {
+        assert!(p.prompt.starts_with(CD), "{:?}", p.prompt);
+        assert_eq!(
+            task.verify(p, &p.reference),
+            Some(true),
+            "graded through the new prompt"
+        );
+        assert!(p.prompt.len() + p.reference.len() + 2 <= task.max_seq_len());
+    }
+    let g = CountdownTask::game24(&Game24TaskConfig {
+        prompt: PromptStyle::Paper,
+        ..Default::default()
+    })
+    .unwrap();
+    let p = &g.problems("test").unwrap()[0];
+    assert!(p.prompt.starts_with(G24), "{:?}", p.prompt);
+    assert_eq!(g.verify(p, &p.reference), Some(true));
+    // Default: no instruction line, and the key stays out of the table.
+    let plain = CountdownTask::countdown(
+        &CountdownTaskConfig {
+            prompt: PromptStyle::Short,
+            ..cfg
+        },
+        2,
+    )
+    .unwrap();
+    assert!(plain.problems("val").unwrap()[0]
+        .prompt
+        .starts_with("Input: "));
+    assert!(!resolve_countdown_data(&table(""))
+        .unwrap()
+        .contains_key("prompt"));
+    let e = resolve_countdown_data(&table("prompt = \"long\""))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("data.prompt") && e.contains("paper"), "{e}");
+}
+
+/// The verifier and text after the `Answer:` line: the strict default
+/// rejects any non-empty trailing line; `verifier = "paper"` judges only
+/// the text up to the first `Answer:` line, as the paper's `base_cot.py`
+/// does ("find the first appearance", then drop the rest).
+#[test]
+fn verifier_strict_rejects_trailing_text_and_paper_cuts_at_the_first_answer() {
+    let strict_cfg = CountdownTaskConfig {
+        val_size: 5,
+        test_size: 5,
+        ..Default::default()
+    };
+    let strict = CountdownTask::countdown(&strict_cfg, 9).unwrap();
+    let paper = CountdownTask::countdown(
+        &CountdownTaskConfig {
+            verifier: VerifierMode::Paper,
+            ..strict_cfg
+        },
+        9,
+    )
+    .unwrap();
+    let p = &strict.problems("val").unwrap()[0];
+    let right = p.reference.clone();
+    let (numbers, target, _) = parse_prompt(&p.prompt).unwrap();
+    let wrong_answer = format!(
+        "Answer: {} = {}\n",
+        numbers
+            .iter()
+            .map(|n| n.to_string())
+            .collect::<Vec<_>>()
+            .join(" + "),
+        target
+    );
+    // A correct path followed by more text, e.g. a second attempt.
+    let trailing = format!("{right}Input: 1 2\nmore text\n");
+    assert!(matches!(
+        verify_completion(&numbers, target, &trailing, Game::Countdown),
+        Err(Rejection::TrailingText { .. })
+    ));
+    assert_eq!(strict.verify(p, &trailing), Some(false));
+    assert_eq!(paper.verify(p, &trailing), Some(true));
+    assert_eq!(cut_at_answer(&trailing), right);
+    // Empty lines after the answer are fine for both.
+    assert_eq!(strict.verify(p, &format!("{right}\n\n")), Some(true));
+    // Only the first answer counts: a wrong first answer is not rescued
+    // by a right second one, and a right first one is not spoiled.
+    let steps = &right[..right.find("Answer:").unwrap()];
+    let wrong_then_right = format!("{steps}{wrong_answer}{right}");
+    assert_eq!(paper.verify(p, &wrong_then_right), Some(false));
+    assert_eq!(
+        paper.verify(p, &format!("{right}{wrong_answer}")),
+        Some(true)
+    );
+    // Without an Answer line nothing is cut (and nothing verifies).
+    assert_eq!(cut_at_answer(steps), steps);
+    assert_eq!(paper.verify(p, steps), Some(false));
+    let e = resolve_countdown_data(&table("verifier = \"lenient\""))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("data.verifier") && e.contains("paper") && e.contains("strict"),
+        "{e}"
+    );
 }

@@ -52,12 +52,21 @@
 //! 33 - 6 = 27 (left: 27)
 //! Answer: 33 - ((25 + 5) / 5) = 27
 //! ```
+//! With `prompt = "paper"` the task kinds put the paper's instruction line
+//! (`Use numbers and basic arithmetic operations (+ - * /) to obtain the
+//! target number.`, for Game of 24 `... to obtain 24.`) before `Input:`;
+//! [`path::parse_prompt`] reads both forms.
 //! A failed path (D-) has the same shape but its last value, and its
 //! honest `Answer: ... = value`, differ from the target. Game-of-24 texts
 //! write fractions as `p/q` (`8 / 3 = 8/3 (left: 3 8 8/3)`).
 //! [`path::verify`] labels any text (each number used once, each step
 //! legal and its arithmetic right, the final value equal to the target, the
-//! answer the expression the steps build) and says why it rejects. Every text is printable ASCII plus `\n`, one token per
+//! answer the expression the steps build) and says why it rejects. Text
+//! after the `Answer:` line: empty lines are allowed, anything else is
+//! rejected ([`path::Rejection::TrailingText`]); the paper's evaluation
+//! cuts a model's output after its first `Answer:` line and judges the
+//! rest, which the task kinds do with `verifier = "paper"`
+//! ([`path::cut_at_answer`]). Every text is printable ASCII plus `\n`, one token per
 //! character in [`crate::data::vocab`] ([`path::encode_example`]).
 //!
 //! # Splits
@@ -135,9 +144,11 @@ pub use config::{
     PAPER_HELDOUT_TARGETS,
 };
 pub use dataset::{build_datasets, DatasetStats, PathRecord, ProblemRecord};
-pub use path::{prompt, render_completion, verify, verify_completion, Rejection};
+pub use path::{cut_at_answer, prompt, render_completion, verify, verify_completion, Rejection};
 pub use puzzle::{Instance, Split};
 pub use rules::{Game, Illegal, Move, Op, Ratio, Value};
 pub use search::{Heuristic, Strategy, StrategyMix, Trace};
 pub use solver::{solve, solve_countdown, solve_rational, Solution};
-pub use task::{CountdownTask, CountdownTaskConfig, Game24TaskConfig, TrainStrategy};
+pub use task::{
+    CountdownTask, CountdownTaskConfig, Game24TaskConfig, PromptStyle, TrainStrategy, VerifierMode,
+};

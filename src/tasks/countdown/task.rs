@@ -40,7 +40,10 @@ use super::config::{
     HeldoutTargets,
 };
 use super::dataset::merged_paths;
-use super::path::{parse_prompt, prompt, render_completion, verify_completion, verify_prefix};
+use super::path::{
+    cut_at_answer, paper_instruction, parse_prompt, prompt, render_completion, verify_completion,
+    verify_prefix,
+};
 use super::puzzle::{
     game24_ranked_split, game24_split, generate_countdown, sample_solvable, CountdownSpec,
     Instance, Split, GAME24_RANGE, GAME24_SOLVABLE_COUNT, GAME24_TARGET, SOLVE_MAX_NUMBERS,
@@ -170,6 +173,50 @@ fn check_train_strategy(s: TrainStrategy) -> Result<()> {
     Ok(())
 }
 
+/// The prompt text (`prompt`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PromptStyle {
+    /// `Input: ...\nTarget: ...\nSteps:\n`.
+    #[default]
+    Short,
+    /// The paper's instruction line, then the short prompt.
+    Paper,
+}
+
+impl PromptStyle {
+    fn is_short(&self) -> bool {
+        *self == PromptStyle::Short
+    }
+
+    /// The text before `Input:`.
+    fn preamble(self, game: Game) -> &'static str {
+        match self {
+            PromptStyle::Short => "",
+            PromptStyle::Paper => paper_instruction(game),
+        }
+    }
+}
+
+/// How a completion is graded (`verifier`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VerifierMode {
+    /// The whole completion: non-empty text after the `Answer:` line is
+    /// rejected.
+    #[default]
+    Strict,
+    /// The paper's: the completion is cut after its first line containing
+    /// `Answer:`, and only that part is judged.
+    Paper,
+}
+
+impl VerifierMode {
+    fn is_strict(&self) -> bool {
+        *self == VerifierMode::Strict
+    }
+}
+
 /// Default of `data.max_failed`.
 pub const DEFAULT_MAX_FAILED: usize = 3;
 
@@ -252,6 +299,21 @@ pub struct CountdownTaskConfig {
     /// "paper"` per each of the two searches, then deduplicated), 0..=1000.
     /// Default 3 (the paper's D- files).
     pub max_failed: usize,
+    /// The prompt: `"short"` (`Input: ...\nTarget: ...\nSteps:\n`) or
+    /// `"paper"` (the same after the paper's instruction line, `Use numbers
+    /// and basic arithmetic operations (+ - * /) to obtain the target
+    /// number.` for Countdown, `... to obtain 24.` for Game of 24).
+    /// Default "short".
+    #[serde(skip_serializing_if = "PromptStyle::is_short")]
+    #[schemars(with = "String")]
+    pub prompt: PromptStyle,
+    /// How completions are graded: `"strict"` (the whole completion;
+    /// non-empty text after the `Answer:` line is wrong) or `"paper"` (as
+    /// the paper's evaluation: cut after the first line containing
+    /// `Answer:`, whatever follows is ignored). Default "strict".
+    #[serde(skip_serializing_if = "VerifierMode::is_strict")]
+    #[schemars(with = "String")]
+    pub verifier: VerifierMode,
 }
 
 impl Default for CountdownTaskConfig {
@@ -271,6 +333,8 @@ impl Default for CountdownTaskConfig {
             max_draws: s.max_draws,
             train_strategy: TrainStrategy::Random,
             max_failed: DEFAULT_MAX_FAILED,
+            prompt: PromptStyle::Short,
+            verifier: VerifierMode::Strict,
         }
     }
 }
@@ -339,6 +403,21 @@ pub struct Game24TaskConfig {
     pub train_strategy: TrainStrategy,
     /// Failed paths kept per search run, as for `countdown`. Default 3.
     pub max_failed: usize,
+    /// The prompt: `"short"` (`Input: ...\nTarget: ...\nSteps:\n`) or
+    /// `"paper"` (the same after the paper's instruction line, `Use numbers
+    /// and basic arithmetic operations (+ - * /) to obtain the target
+    /// number.` for Countdown, `... to obtain 24.` for Game of 24).
+    /// Default "short".
+    #[serde(skip_serializing_if = "PromptStyle::is_short")]
+    #[schemars(with = "String")]
+    pub prompt: PromptStyle,
+    /// How completions are graded: `"strict"` (the whole completion;
+    /// non-empty text after the `Answer:` line is wrong) or `"paper"` (as
+    /// the paper's evaluation: cut after the first line containing
+    /// `Answer:`, whatever follows is ignored). Default "strict".
+    #[serde(skip_serializing_if = "VerifierMode::is_strict")]
+    #[schemars(with = "String")]
+    pub verifier: VerifierMode,
 }
 
 impl Default for Game24TaskConfig {
@@ -351,6 +430,8 @@ impl Default for Game24TaskConfig {
             split: s.split,
             train_strategy: TrainStrategy::Random,
             max_failed: DEFAULT_MAX_FAILED,
+            prompt: PromptStyle::Short,
+            verifier: VerifierMode::Strict,
         }
     }
 }
@@ -390,6 +471,8 @@ enum TrainPool {
 #[derive(Clone, Debug)]
 pub struct CountdownTask {
     game: Game,
+    prompt_style: PromptStyle,
+    verifier: VerifierMode,
     train_strategy: TrainStrategy,
     max_failed: usize,
     pool: TrainPool,
@@ -450,7 +533,7 @@ fn reference(game: Game, numbers: &[i64], target: i64) -> Result<Option<String>>
     }
 }
 
-fn problems_of(game: Game, instances: &[Instance]) -> Result<Vec<Problem>> {
+fn problems_of(game: Game, style: PromptStyle, instances: &[Instance]) -> Result<Vec<Problem>> {
     instances
         .iter()
         .map(|i| {
@@ -460,7 +543,8 @@ fn problems_of(game: Game, instances: &[Instance]) -> Result<Vec<Problem>> {
                     i.numbers, i.target
                 )
             })?;
-            Ok(Problem::new(&prompt(&i.numbers, i.target), &r))
+            let text = format!("{}{}", style.preamble(game), prompt(&i.numbers, i.target));
+            Ok(Problem::new(&text, &r))
         })
         .collect()
 }
@@ -579,8 +663,11 @@ impl CountdownTask {
             .unwrap_or(cfg.target_max);
         let (max_prompt_len, max_completion_len) =
             length_bounds(cfg.numbers, value_len, digits(max_target as u128));
+        let max_prompt_len = max_prompt_len + cfg.prompt.preamble(Game::Countdown).len();
         Ok(CountdownTask {
             game: Game::Countdown,
+            prompt_style: cfg.prompt,
+            verifier: cfg.verifier,
             train_strategy: cfg.train_strategy,
             max_failed: cfg.max_failed,
             pool: TrainPool::Countdown {
@@ -589,8 +676,8 @@ impl CountdownTask {
                 max_draws: cfg.max_draws,
                 heldout,
             },
-            val: problems_of(Game::Countdown, val)?,
-            test: problems_of(Game::Countdown, test)?,
+            val: problems_of(Game::Countdown, cfg.prompt, val)?,
+            test: problems_of(Game::Countdown, cfg.prompt, test)?,
             max_prompt_len,
             max_completion_len,
         })
@@ -626,13 +713,16 @@ impl CountdownTask {
         };
         let (max_prompt_len, max_completion_len) =
             length_bounds(4, value_len, digits(GAME24_TARGET as u128));
+        let max_prompt_len = max_prompt_len + cfg.prompt.preamble(Game::Game24).len();
         debug_assert!(sp.train.len() + sp.val.len() + sp.test.len() <= GAME24_SOLVABLE_COUNT);
         Ok(CountdownTask {
             game: Game::Game24,
+            prompt_style: cfg.prompt,
+            verifier: cfg.verifier,
             train_strategy: cfg.train_strategy,
             max_failed: cfg.max_failed,
-            val: problems_of(Game::Game24, &inst(&sp.val))?,
-            test: problems_of(Game::Game24, &inst(&sp.test))?,
+            val: problems_of(Game::Game24, cfg.prompt, &inst(&sp.val))?,
+            test: problems_of(Game::Game24, cfg.prompt, &inst(&sp.test))?,
             pool: TrainPool::Game24(sp.train),
             max_prompt_len,
             max_completion_len,
@@ -642,6 +732,15 @@ impl CountdownTask {
     /// Which game this task plays.
     pub fn game(&self) -> Game {
         self.game
+    }
+
+    /// The prompt for a puzzle in the task's `prompt` style.
+    pub fn prompt_text(&self, numbers: &[i64], target: i64) -> String {
+        format!(
+            "{}{}",
+            self.prompt_style.preamble(self.game),
+            prompt(numbers, target)
+        )
     }
 
     /// Draws one training problem (never a val/test one).
@@ -777,7 +876,7 @@ impl Task for CountdownTask {
         let inst = self.sample_train_instance(rng)?;
         let completion = self.train_completion(&inst, rng)?;
         Ok(Problem::new(
-            &prompt(&inst.numbers, inst.target),
+            &self.prompt_text(&inst.numbers, inst.target),
             &completion,
         ))
     }
@@ -799,11 +898,16 @@ impl Task for CountdownTask {
     }
 
     /// Parses the numbers and target from the problem's prompt and runs the
-    /// rule-based verifier ([`verify_completion`]); a prompt that does not
-    /// parse is graded `false`.
+    /// rule-based verifier ([`verify_completion`]) on the completion, cut
+    /// after its first `Answer:` line with `verifier = "paper"`
+    /// ([`cut_at_answer`]); a prompt that does not parse is graded `false`.
     fn verify(&self, problem: &Problem, completion: &str) -> Option<bool> {
         let ok = match parse_prompt(&problem.prompt) {
             Ok((numbers, target, "")) => {
+                let completion = match self.verifier {
+                    VerifierMode::Strict => completion,
+                    VerifierMode::Paper => cut_at_answer(completion),
+                };
                 verify_completion(&numbers, target, completion, self.game).is_ok()
             }
             _ => false,
@@ -831,7 +935,7 @@ impl Task for CountdownTask {
             rng,
         )?;
         Ok(SearchPaths {
-            prompt: prompt(&inst.numbers, inst.target),
+            prompt: self.prompt_text(&inst.numbers, inst.target),
             successes: m.pos.into_iter().map(|(_, c)| c).collect(),
             failures: m.neg.into_iter().map(|(_, c)| c).collect(),
         })
@@ -883,7 +987,7 @@ impl Task for CountdownTask {
     fn user_prompt(&self, text: &str) -> Result<(String, Option<String>)> {
         let (numbers, target) = self.parse_question(text)?;
         Ok((
-            prompt(&numbers, target),
+            self.prompt_text(&numbers, target),
             reference(self.game, &numbers, target)?,
         ))
     }
