@@ -772,6 +772,7 @@ mod tests {
         for &(h, i) in &seq[..6] {
             heap.push(h, i);
         }
+        assert_eq!(heap.len(), 6);
         for _ in 0..3 {
             out.push(heap.pop().unwrap().1);
         }
@@ -782,7 +783,7 @@ mod tests {
             out.push(i);
         }
         assert_eq!(out, [1, 2, 4, 7, 8, 9, 3, 6, 0, 5]);
-        assert!(heap.is_empty() && heap.len() == 0);
+        assert!(heap.is_empty());
     }
 
     #[test]
