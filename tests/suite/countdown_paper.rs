@@ -539,3 +539,17 @@ fn verifier_strict_rejects_trailing_text_and_paper_cuts_at_the_first_answer() {
         "{e}"
     );
 }
+
+/// The new keys show, with their docs, in `rewind config --explain`.
+#[test]
+fn new_keys_are_explained() {
+    let cd = rewind::experiment::explain::explain("countdown").unwrap();
+    for key in ["heldout_targets", "prompt", "verifier"] {
+        assert!(cd.contains(key), "countdown: {key} missing");
+    }
+    assert!(cd.contains("\"paper\"") && cd.contains("14, 24, 40, 42, 58, 63, 71, 87, 89, 90"));
+    let g = rewind::experiment::explain::explain("game24").unwrap();
+    for key in ["split", "ranked", "prompt", "verifier"] {
+        assert!(g.contains(key), "game24: {key} missing");
+    }
+}
