@@ -13,12 +13,13 @@ use std::path::Path;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
+use rewind::tasks::countdown::config::CountdownDataConfig;
 use rewind::tasks::countdown::dataset::PathRecord;
 use rewind::tasks::countdown::path::parse_prompt;
 use rewind::tasks::countdown::puzzle::game24_ranked;
 use rewind::tasks::countdown::task::{resolve_countdown_data, resolve_game24_data};
 use rewind::tasks::countdown::{
-    build_datasets, cut_at_answer, load_config, verify_completion, CountdownTask,
+    build_datasets, cut_at_answer, load_config, verify, verify_completion, CountdownTask,
     CountdownTaskConfig, Game, Game24SplitKind, Game24TaskConfig, HeldoutTargets, PromptStyle,
     Rejection, TrainStrategy, VerifierMode, PAPER_HELDOUT_TARGETS,
 };
@@ -552,4 +553,40 @@ fn new_keys_are_explained() {
     for key in ["split", "ranked", "prompt", "verifier"] {
         assert!(g.contains(key), "game24: {key} missing");
     }
+}
+
+/// The dataset builder's top-level `prompt = "paper"`: every problem and
+/// path line carries the instruction line, and the paths still verify.
+#[test]
+fn dataset_builder_paper_prompt() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg: CountdownDataConfig = toml::from_str(
+        "prompt = \"paper\"\n[countdown]\ntrain_size = 20\nval_size = 5\ntest_size = 5\n[game24]\nval_size = 5\ntest_size = 5\n[baseline]\nenabled = false\n",
+    )
+    .unwrap();
+    build_datasets(&cfg, dir.path()).unwrap();
+    for (task, line) in [
+        ("countdown", "Use numbers and basic arithmetic operations (+ - * /) to obtain the target number.\nInput: "),
+        ("game24", "Use numbers and basic arithmetic operations (+ - * /) to obtain 24.\nInput: "),
+    ] {
+        let pos: Vec<PathRecord> = read_jsonl(&dir.path().join(task).join("train_pos.jsonl"));
+        let neg: Vec<PathRecord> = read_jsonl(&dir.path().join(task).join("train_neg.jsonl"));
+        assert!(!pos.is_empty() && !neg.is_empty());
+        for p in pos.iter().chain(&neg) {
+            assert!(p.prompt.starts_with(line), "{task}: {:?}", p.prompt);
+            assert_eq!(verify(&format!("{}{}", p.prompt, p.completion), p.task).is_ok(), p.correct);
+        }
+    }
+    // The default writes the short prompt and leaves the key out of config.toml.
+    let plain = tempfile::tempdir().unwrap();
+    let cfg = CountdownDataConfig {
+        prompt: PromptStyle::Short,
+        ..cfg
+    };
+    build_datasets(&cfg, plain.path()).unwrap();
+    let pos: Vec<PathRecord> = read_jsonl(&plain.path().join("countdown/train_pos.jsonl"));
+    assert!(pos[0].prompt.starts_with("Input: "));
+    assert!(!fs::read_to_string(plain.path().join("config.toml"))
+        .unwrap()
+        .contains("prompt"));
 }

@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use super::path::PromptStyle;
 use super::puzzle::{CountdownSpec, GAME24_SOLVABLE_COUNT};
 use super::rules::MAX_NUMBERS;
 use super::search::{StrategyMix, StrategySpec};
@@ -110,6 +111,13 @@ pub struct CountdownDataConfig {
     /// strategies, beam shuffles, failed-path sampling) derives from it, so
     /// the same config writes byte-identical files. Any u64; default 0.
     pub seed: u64,
+    /// The prompts written: `"short"` (`Input: ...\nTarget: ...\nSteps:\n`)
+    /// or `"paper"` (the same after the paper's instruction line, `Use
+    /// numbers and basic arithmetic operations (+ - * /) to obtain the
+    /// target number.`, for Game of 24 `... to obtain 24.`). Default
+    /// "short".
+    #[serde(skip_serializing_if = "PromptStyle::is_short")]
+    pub prompt: PromptStyle,
     /// Countdown problems and splits.
     pub countdown: CountdownSection,
     /// Game-of-24 problems and splits.

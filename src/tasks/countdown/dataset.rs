@@ -482,7 +482,7 @@ fn build_split(
         let solution = solution.with_context(|| {
             format!("internal error: {id} {numbers:?} -> {target} is not solvable")
         })?;
-        let pr = prompt(numbers, *target);
+        let pr = format!("{}{}", cfg.prompt.preamble(game), prompt(numbers, *target));
         json_line(
             &mut w.problems,
             &ProblemRecord {

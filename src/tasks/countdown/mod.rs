@@ -121,7 +121,7 @@
 //! cli     -> dataset, config, puzzle, solver
 //! task    -> config, path, puzzle, search, solver   (+ crate::tasks::from_value)
 //! dataset -> config, path, puzzle, search, solver
-//! config  -> puzzle, search
+//! config  -> path, puzzle, search
 //! path    -> expr
 //! puzzle  -> solver -> expr
 //! config, dataset, expr, path, puzzle, search, solver, task -> rules
@@ -144,11 +144,11 @@ pub use config::{
     PAPER_HELDOUT_TARGETS,
 };
 pub use dataset::{build_datasets, DatasetStats, PathRecord, ProblemRecord};
-pub use path::{cut_at_answer, prompt, render_completion, verify, verify_completion, Rejection};
+pub use path::{
+    cut_at_answer, prompt, render_completion, verify, verify_completion, PromptStyle, Rejection,
+};
 pub use puzzle::{Instance, Split};
 pub use rules::{Game, Illegal, Move, Op, Ratio, Value};
 pub use search::{Heuristic, Strategy, StrategyMix, Trace};
 pub use solver::{solve, solve_countdown, solve_rational, Solution};
-pub use task::{
-    CountdownTask, CountdownTaskConfig, Game24TaskConfig, PromptStyle, TrainStrategy, VerifierMode,
-};
+pub use task::{CountdownTask, CountdownTaskConfig, Game24TaskConfig, TrainStrategy, VerifierMode};

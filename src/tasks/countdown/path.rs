@@ -96,6 +96,32 @@ pub fn cut_at_answer(completion: &str) -> &str {
     completion
 }
 
+/// The prompt text (`prompt`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PromptStyle {
+    /// `Input: ...\nTarget: ...\nSteps:\n`.
+    #[default]
+    Short,
+    /// The paper's instruction line, then the short prompt.
+    Paper,
+}
+
+impl PromptStyle {
+    /// Whether this is the default (left out when serialised).
+    pub fn is_short(&self) -> bool {
+        *self == PromptStyle::Short
+    }
+
+    /// The text before `Input:`.
+    pub fn preamble(self, game: Game) -> &'static str {
+        match self {
+            PromptStyle::Short => "",
+            PromptStyle::Paper => paper_instruction(game),
+        }
+    }
+}
+
 /// The prompt for a puzzle.
 pub fn prompt(numbers: &[i64], target: i64) -> String {
     format!(

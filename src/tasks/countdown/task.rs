@@ -41,8 +41,8 @@ use super::config::{
 };
 use super::dataset::merged_paths;
 use super::path::{
-    cut_at_answer, paper_instruction, parse_prompt, prompt, render_completion, verify_completion,
-    verify_prefix,
+    cut_at_answer, parse_prompt, prompt, render_completion, verify_completion, verify_prefix,
+    PromptStyle,
 };
 use super::puzzle::{
     game24_ranked_split, game24_split, generate_countdown, sample_solvable, CountdownSpec,
@@ -171,31 +171,6 @@ fn check_train_strategy(s: TrainStrategy) -> Result<()> {
         );
     }
     Ok(())
-}
-
-/// The prompt text (`prompt`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PromptStyle {
-    /// `Input: ...\nTarget: ...\nSteps:\n`.
-    #[default]
-    Short,
-    /// The paper's instruction line, then the short prompt.
-    Paper,
-}
-
-impl PromptStyle {
-    fn is_short(&self) -> bool {
-        *self == PromptStyle::Short
-    }
-
-    /// The text before `Input:`.
-    fn preamble(self, game: Game) -> &'static str {
-        match self {
-            PromptStyle::Short => "",
-            PromptStyle::Paper => paper_instruction(game),
-        }
-    }
 }
 
 /// How a completion is graded (`verifier`).
