@@ -92,12 +92,16 @@
 //!   path per line, `{"task","split","id","numbers","target","strategy",
 //!   "search_solved","correct","prompt","completion","nodes_explored"}`;
 //!   `correct` is the verifier label, `id` is shared with the problem line;
-//!   at most `search.max_failed` D- paths per problem.
+//!   at most `search.max_failed` D- paths per search run (one run per
+//!   problem in `[search] mode = "random"`, two in `"paper"`, whose D+ and
+//!   D- lines are deduplicated per problem and name the run's strategy).
 //! - `game24/...`: the same files for Game of 24.
 //! - `stats.json` ([`dataset::DatasetStats`]): per task and split the
 //!   rejection-sampling acceptance rate, and per strategy the success rate,
 //!   mean nodes explored, mean failed leaves, D+/D- counts and mean path
-//!   lengths in tokens; `strategy_stats.csv` holds the same rows.
+//!   lengths in tokens (the split total counts problems: in mode "paper"
+//!   its success rate is the share of problems with a D+ path);
+//!   `strategy_stats.csv` holds the same rows.
 //! - `baseline.csv`: the symbolic inference-time search baseline, success
 //!   rate and mean wall time per test problem of every strategy, the
 //!   random mix and the exact solver.
@@ -112,8 +116,11 @@
 //! [`crate::tasks::Task`] for training runs: fresh training problems with
 //! the successful path of a search strategy as the completion, fixed `val`
 //! and `test` splits with the solver's path as reference, and the verifier
-//! as grader. Example configs: `experiments/countdown.toml`,
-//! `experiments/countdown_game24.toml`.
+//! as grader. The paper's data settings are options, their defaults
+//! unchanged: `train_strategy = "paper"` (both searches per problem),
+//! `heldout_targets = "paper"`, `split = "ranked"` (Game of 24),
+//! `prompt = "paper"`, `verifier = "paper"`. Example configs:
+//! `experiments/countdown.toml`, `experiments/countdown_game24.toml`.
 //!
 //! # Modules
 //! Dependencies point down only (no cycles); [`rules`] is at the bottom:

@@ -17,7 +17,7 @@
 //!   pushed too and nodes not popped stay queued across rounds. The queue
 //!   is a copy of Python's `heapq` on entries compared by heuristic alone,
 //!   so ties pop in the reference's order (neither insertion order nor
-//!   node index: see [`PyHeap`]).
+//!   node index: see `PyHeap`).
 //!
 //! Heuristics: `sum` = mean over the numbers of `|n - target|` (for one
 //! number `|n - target|`); `mult` = sum over the numbers of the distance to
