@@ -10,6 +10,7 @@ mod cache;
 mod config;
 mod countdown;
 mod countdown_build;
+mod countdown_paper;
 mod countdown_task;
 mod fine_tune;
 mod fused;

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-use super::config::CountdownDataConfig;
+use super::config::{check_heldout_keys, CountdownDataConfig};
 use super::dataset::build_datasets;
 use super::puzzle::{GAME24_RANGE, GAME24_TARGET};
 use super::solver::{solve_countdown, solve_rational};
@@ -77,6 +77,12 @@ pub fn default_out_dir(config_path: &Path) -> PathBuf {
 pub fn load_config(config_path: &Path) -> Result<CountdownDataConfig> {
     let text = fs::read_to_string(config_path)
         .with_context(|| format!("reading config {}", config_path.display()))?;
+    let table: toml::Table = toml::from_str(&text)
+        .with_context(|| format!("parsing config {}", config_path.display()))?;
+    if let Some(toml::Value::Table(c)) = table.get("countdown") {
+        check_heldout_keys(c, "countdown")
+            .with_context(|| format!("invalid config {}", config_path.display()))?;
+    }
     let cfg: CountdownDataConfig = toml::from_str(&text)
         .with_context(|| format!("parsing config {}", config_path.display()))?;
     cfg.validate()

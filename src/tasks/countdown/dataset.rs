@@ -12,11 +12,13 @@ use anyhow::{bail, Context, Result};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use super::config::CountdownDataConfig;
+use super::config::{strip_heldout_rule_keys, CountdownDataConfig, Game24SplitKind, SearchMode};
 use super::path::{prompt, render_completion, verify_completion};
-use super::puzzle::{derived_rng, game24_split, generate_countdown, Split, GAME24_TARGET};
+use super::puzzle::{
+    derived_rng, game24_ranked_split, game24_split, generate_countdown, Split, GAME24_TARGET,
+};
 use super::rules::{Game, Move, Ratio, Value};
-use super::search::{self, Strategy, StrategyMix, StrategySpec};
+use super::search::{self, Strategy, StrategyMix, StrategySpec, PAPER_SEARCHES};
 use super::solver::solve;
 
 const PATHS_SALT: u64 = 0xDA7A_0001;
@@ -244,6 +246,62 @@ pub(crate) fn game_paths<R: Rng>(
     }
 }
 
+/// The paths of several search runs on one problem, merged.
+pub(crate) struct MergedPaths {
+    /// Each run, in order (its own `pos` and up to `max_failed` `neg`).
+    pub runs: Vec<ProblemPaths>,
+    /// Distinct successful paths, with the index of the first run that
+    /// found each one.
+    pub pos: Vec<(usize, String)>,
+    /// Distinct failed paths over all runs (at most `max_failed` per run
+    /// before the merge), with the first run that kept each one.
+    pub neg: Vec<(usize, String)>,
+}
+
+impl MergedPaths {
+    /// Whether any run solved the problem.
+    pub fn solved(&self) -> bool {
+        self.runs.iter().any(|r| r.solved)
+    }
+}
+
+/// Runs every strategy in `strategies` on one problem, in order (one
+/// [`game_paths`] each, sharing `rng`), and merges their paths: successful
+/// paths deduplicated, failed paths sampled per run as in [`game_paths`]
+/// and then deduplicated across runs (the paper's D+ / D- files are built
+/// per search and deduplicated per case, then concatenated). With one
+/// strategy this is exactly [`game_paths`].
+pub(crate) fn merged_paths<R: Rng>(
+    game: Game,
+    numbers: &[i64],
+    target: i64,
+    strategies: &[Strategy],
+    max_failed: usize,
+    rng: &mut R,
+) -> Result<MergedPaths> {
+    let mut out = MergedPaths {
+        runs: Vec::with_capacity(strategies.len()),
+        pos: Vec::new(),
+        neg: Vec::new(),
+    };
+    let (mut seen_pos, mut seen_neg) = (HashSet::new(), HashSet::new());
+    for (i, &s) in strategies.iter().enumerate() {
+        let p = game_paths(game, numbers, target, s, max_failed, rng)?;
+        if let Some(c) = &p.pos {
+            if seen_pos.insert(c.clone()) {
+                out.pos.push((i, c.clone()));
+            }
+        }
+        for c in &p.neg {
+            if seen_neg.insert(c.clone()) {
+                out.neg.push((i, c.clone()));
+            }
+        }
+        out.runs.push(p);
+    }
+    Ok(out)
+}
+
 fn to_ratio<V: Value>(moves: &[Move<V>]) -> Vec<Move<Ratio>> {
     moves.iter().map(|m| m.to_ratio()).collect()
 }
@@ -314,15 +372,28 @@ struct Acc {
 }
 
 impl Acc {
-    fn add(&mut self, p: &ProblemPaths) {
+    /// One problem: whether it was solved, the search work, and the D+ /
+    /// D- completions written for it.
+    fn add<'a>(
+        &mut self,
+        solved: bool,
+        nodes: usize,
+        failed_leaves: usize,
+        pos: impl Iterator<Item = &'a String>,
+        neg: impl Iterator<Item = &'a String>,
+    ) {
         self.problems += 1;
-        self.solved += p.solved as usize;
-        self.nodes += p.nodes_explored;
-        self.failed_leaves += p.failed_leaves;
-        self.pos += p.pos.is_some() as usize;
-        self.pos_tokens += p.pos.as_ref().map_or(0, |s| s.len());
-        self.neg += p.neg.len();
-        self.neg_tokens += p.neg.iter().map(|s| s.len()).sum::<usize>();
+        self.solved += solved as usize;
+        self.nodes += nodes;
+        self.failed_leaves += failed_leaves;
+        for c in pos {
+            self.pos += 1;
+            self.pos_tokens += c.len();
+        }
+        for c in neg {
+            self.neg += 1;
+            self.neg_tokens += c.len();
+        }
     }
 
     fn stats(&self, task: Game, split: Split, strategy: &str) -> StrategyStats {
@@ -389,12 +460,15 @@ fn build_split(
             cfg.seed,
             &[PATHS_SALT, game as u64, split.salt(), index as u64],
         );
-        let strategy = mix.sample(&mut rng);
-        let p = game_paths(
+        let strategies = match cfg.search.mode {
+            SearchMode::Random => vec![mix.sample(&mut rng)],
+            SearchMode::Paper => PAPER_SEARCHES.to_vec(),
+        };
+        let m = merged_paths(
             game,
             numbers,
             *target,
-            strategy,
+            &strategies,
             cfg.search.max_failed,
             &mut rng,
         )?;
@@ -408,7 +482,7 @@ fn build_split(
         let solution = solution.with_context(|| {
             format!("internal error: {id} {numbers:?} -> {target} is not solvable")
         })?;
-        let pr = prompt(numbers, *target);
+        let pr = format!("{}{}", cfg.prompt.preamble(game), prompt(numbers, *target));
         json_line(
             &mut w.problems,
             &ProblemRecord {
@@ -421,27 +495,46 @@ fn build_split(
                 solution,
             },
         )?;
-        let record = |completion: &String, correct: bool| PathRecord {
-            task: game,
-            split,
-            id: id.clone(),
-            numbers: numbers.clone(),
-            target: *target,
-            strategy: p.strategy.to_string(),
-            search_solved: p.solved,
-            correct,
-            prompt: pr.clone(),
-            completion: completion.clone(),
-            nodes_explored: p.nodes_explored,
+        let record = |run: usize, completion: &String, correct: bool| {
+            let p = &m.runs[run];
+            PathRecord {
+                task: game,
+                split,
+                id: id.clone(),
+                numbers: numbers.clone(),
+                target: *target,
+                strategy: p.strategy.to_string(),
+                search_solved: p.solved,
+                correct,
+                prompt: pr.clone(),
+                completion: completion.clone(),
+                nodes_explored: p.nodes_explored,
+            }
         };
-        if let Some(c) = &p.pos {
-            json_line(&mut w.pos, &record(c, true))?;
+        for (run, c) in &m.pos {
+            json_line(&mut w.pos, &record(*run, c, true))?;
         }
-        for c in &p.neg {
-            json_line(&mut w.neg, &record(c, false))?;
+        for (run, c) in &m.neg {
+            json_line(&mut w.neg, &record(*run, c, false))?;
         }
-        total.add(&p);
-        per.entry(p.strategy.to_string()).or_default().add(&p);
+        // The split total counts problems; each strategy row counts its
+        // runs and the paths written on its behalf.
+        total.add(
+            m.solved(),
+            m.runs.iter().map(|r| r.nodes_explored).sum(),
+            m.runs.iter().map(|r| r.failed_leaves).sum(),
+            m.pos.iter().map(|(_, c)| c),
+            m.neg.iter().map(|(_, c)| c),
+        );
+        for (i, r) in m.runs.iter().enumerate() {
+            per.entry(r.strategy.to_string()).or_default().add(
+                r.solved,
+                r.nodes_explored,
+                r.failed_leaves,
+                m.pos.iter().filter(|(run, _)| *run == i).map(|(_, c)| c),
+                m.neg.iter().filter(|(run, _)| *run == i).map(|(_, c)| c),
+            );
+        }
     }
     for f in [&mut w.problems, &mut w.pos, &mut w.neg] {
         f.flush()?;
@@ -570,10 +663,11 @@ pub fn build_datasets(cfg: &CountdownDataConfig, out_dir: &Path) -> Result<Datas
 
     if cfg.countdown.enabled {
         let c = &cfg.countdown;
+        let (heldout_frac, extra_targets) = c.heldout();
         let gen = generate_countdown(
             &c.spec(),
-            c.heldout_target_frac,
-            &c.heldout_extra_targets,
+            heldout_frac,
+            &extra_targets,
             [c.train_size, c.val_size, c.test_size],
             c.max_draws,
             cfg.seed,
@@ -611,7 +705,10 @@ pub fn build_datasets(cfg: &CountdownDataConfig, out_dir: &Path) -> Result<Datas
 
     if cfg.game24.enabled {
         let g = &cfg.game24;
-        let sp = game24_split(g.split_seed, g.val_size, g.test_size);
+        let sp = match g.split {
+            Game24SplitKind::Random => game24_split(g.split_seed, g.val_size, g.test_size),
+            Game24SplitKind::Ranked => game24_ranked_split(g.split_seed, g.val_size, g.test_size),
+        };
         let dir = out_dir.join("game24");
         fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let mut splits = Vec::new();
@@ -663,7 +760,18 @@ pub fn build_datasets(cfg: &CountdownDataConfig, out_dir: &Path) -> Result<Datas
     files.push(p);
 
     let p = out_dir.join("config.toml");
-    fs::write(&p, toml::to_string(cfg)?).with_context(|| format!("writing {}", p.display()))?;
+    let text = if cfg.countdown.heldout_targets.is_some() {
+        // Without the unused heldout_target_frac / heldout_extra_targets,
+        // which the file may not set together with heldout_targets.
+        let mut t = toml::Value::try_from(cfg)?;
+        if let Some(toml::Value::Table(c)) = t.get_mut("countdown") {
+            strip_heldout_rule_keys(c);
+        }
+        toml::to_string(&t)?
+    } else {
+        toml::to_string(cfg)?
+    };
+    fs::write(&p, text).with_context(|| format!("writing {}", p.display()))?;
     files.push(p);
 
     if cfg.baseline.enabled {

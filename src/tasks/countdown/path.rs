@@ -47,7 +47,10 @@
 //!
 //! So a right value reached some other way (`Answer: 2 / 3 * 6 = 4` for
 //! `6 / 3 = 2`, `2 * 2 = 4`) is rejected. Empty lines after the answer are
-//! allowed, anything else is not. Each [`Rejection`] says what was wrong.
+//! allowed, anything else is not ([`Rejection::TrailingText`]). The paper's
+//! evaluation instead cuts a model's output after its first `Answer:` line
+//! and judges only what comes before ([`cut_at_answer`]); the task kinds do
+//! that with `verifier = "paper"`. Each [`Rejection`] says what was wrong.
 
 use std::collections::HashMap;
 
@@ -56,6 +59,68 @@ use thiserror::Error;
 use super::expr::{self, Expr};
 use super::rules::{take_operands, Game, Move, Op, Ratio};
 use crate::data::vocab::{self, VocabError};
+
+/// The instruction line the learning-and-forgetting paper puts before
+/// `Input:` in its Countdown fine-tuning texts (papers.md, "Trace text
+/// format"), newline included.
+pub const PAPER_INSTRUCTION_COUNTDOWN: &str =
+    "Use numbers and basic arithmetic operations (+ - * /) to obtain the target number.\n";
+
+/// The paper's Game-of-24 instruction line ("...to obtain 24."), newline
+/// included.
+pub const PAPER_INSTRUCTION_GAME24: &str =
+    "Use numbers and basic arithmetic operations (+ - * /) to obtain 24.\n";
+
+/// The paper's instruction line for `game`.
+pub fn paper_instruction(game: Game) -> &'static str {
+    match game {
+        Game::Countdown => PAPER_INSTRUCTION_COUNTDOWN,
+        Game::Game24 => PAPER_INSTRUCTION_GAME24,
+    }
+}
+
+/// The completion up to and including its first line that contains
+/// `Answer:` (with that line's newline), as the paper's evaluation reads a
+/// model's output (`base_cot.py`: "find the first appearance", then
+/// `output.split("\n")[: index + 1]`): whatever follows is dropped, not
+/// judged. Without such a line the completion is returned whole.
+pub fn cut_at_answer(completion: &str) -> &str {
+    let mut start = 0;
+    for line in completion.split_inclusive('\n') {
+        let end = start + line.len();
+        if line.contains("Answer:") {
+            return &completion[..end];
+        }
+        start = end;
+    }
+    completion
+}
+
+/// The prompt text (`prompt`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PromptStyle {
+    /// `Input: ...\nTarget: ...\nSteps:\n`.
+    #[default]
+    Short,
+    /// The paper's instruction line, then the short prompt.
+    Paper,
+}
+
+impl PromptStyle {
+    /// Whether this is the default (left out when serialised).
+    pub fn is_short(&self) -> bool {
+        *self == PromptStyle::Short
+    }
+
+    /// The text before `Input:`.
+    pub fn preamble(self, game: Game) -> &'static str {
+        match self {
+            PromptStyle::Short => "",
+            PromptStyle::Paper => paper_instruction(game),
+        }
+    }
+}
 
 /// The prompt for a puzzle.
 pub fn prompt(numbers: &[i64], target: i64) -> String {
@@ -198,8 +263,15 @@ pub fn is_correct(text: &str, game: Game) -> bool {
 
 /// Reads the prompt: returns the numbers, the target and the rest of the
 /// text (the completion).
+///
+/// The paper's instruction line ([`PAPER_INSTRUCTION_COUNTDOWN`] or
+/// [`PAPER_INSTRUCTION_GAME24`]) may come before `Input:`.
 pub fn parse_prompt(text: &str) -> Result<(Vec<i64>, i64, &str), Rejection> {
     let bad = |s: &str| Rejection::Prompt(s.to_string());
+    let text = [PAPER_INSTRUCTION_COUNTDOWN, PAPER_INSTRUCTION_GAME24]
+        .iter()
+        .find_map(|i| text.strip_prefix(i))
+        .unwrap_or(text);
     let rest = text
         .strip_prefix("Input:")
         .ok_or_else(|| bad("text must start with 'Input:'"))?;

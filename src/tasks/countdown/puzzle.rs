@@ -18,7 +18,10 @@
 //!   test split, the next `val_size` val, the rest train; each split is then
 //!   sorted lexicographically. With the defaults (100 test, 180 val) the
 //!   sizes mirror the paper's (100 test cases, 180 val, ToT's difficulty
-//!   ranking is not used).
+//!   ranking is not used). With `split = "ranked"` ([`game24_ranked_split`])
+//!   the paper's split is used instead: ToT's difficulty ranking
+//!   (`data/game24_ranked.csv`, compiled in), test = ranks 901..=1000,
+//!   ranks 1..=900 shuffled with `split_seed` into 180 val and 720 train.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -389,9 +392,67 @@ pub fn game24_split(split_seed: u64, val_size: usize, test_size: usize) -> Game2
     Game24Split { train, val, test }
 }
 
+/// Tree of Thoughts' Game-of-24 puzzles ranked by human solving time
+/// (`data/game24_ranked.csv`, see `data/README.md`): `rank,puzzle`.
+pub const GAME24_RANKED_CSV: &str = include_str!("../../../data/game24_ranked.csv");
+
+/// Ranks after the first `GAME24_RANKED_POOL` hold the paper's test puzzles; the
+/// ranks before them are its train/val pool (900 puzzles).
+pub const GAME24_RANKED_POOL: usize = 900;
+
+/// The 1362 ranked puzzles in rank order, each as a sorted multiset.
+pub fn game24_ranked() -> Vec<[i64; 4]> {
+    GAME24_RANKED_CSV
+        .lines()
+        .skip(1)
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let (_, puzzle) = l.split_once(',').expect("rank,puzzle");
+            let mut m = [0i64; 4];
+            for (slot, n) in m.iter_mut().zip(puzzle.split_whitespace()) {
+                *slot = n.parse().expect("a number");
+            }
+            m.sort_unstable();
+            m
+        })
+        .collect()
+}
+
+/// The paper's ranked split (`splits.py`): test = ranks 901..=900 +
+/// `test_size` (default 100: 901..=1000, ToT's test cases); ranks 1..=900
+/// shuffled with `split_seed`, the first `val_size` to val and the rest to
+/// train (default 180 / 720). Each split sorted. Sizes beyond what is
+/// available are clipped (the config checks them).
+pub fn game24_ranked_split(split_seed: u64, val_size: usize, test_size: usize) -> Game24Split {
+    let ranked = game24_ranked();
+    let (pool, rest) = ranked.split_at(GAME24_RANKED_POOL);
+    let mut test = rest[..test_size.min(rest.len())].to_vec();
+    let mut pool = pool.to_vec();
+    pool.shuffle(&mut StdRng::seed_from_u64(split_seed));
+    let v = val_size.min(pool.len());
+    let mut val = pool[..v].to_vec();
+    let mut train = pool[v..].to_vec();
+    test.sort_unstable();
+    val.sort_unstable();
+    train.sort_unstable();
+    Game24Split { train, val, test }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ranked_puzzles_are_the_solvable_multisets() {
+        let ranked = game24_ranked();
+        assert_eq!(ranked.len(), GAME24_SOLVABLE_COUNT);
+        assert_eq!(ranked[0], [1, 1, 4, 6]);
+        let mut a = ranked.clone();
+        a.sort_unstable();
+        let mut b = game24_solvable_multisets();
+        b.sort_unstable();
+        assert_eq!(a, b);
+    }
 
     #[test]
     fn paper_targets_hold_out_nine_plus_24() {

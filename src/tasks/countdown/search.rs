@@ -14,16 +14,20 @@
 //!   each popped node generates all children, keeps the K best (stable sort),
 //!   shuffles them (the trace's only randomness), visits them (stop at a
 //!   goal leaf) and pushes them into the queue. As in SoS, leaves are
-//!   pushed too and nodes not popped stay queued across rounds. Ties in the
-//!   queue are popped in insertion order (SoS leaves them to `heapq`).
+//!   pushed too and nodes not popped stay queued across rounds. The queue
+//!   is a copy of Python's `heapq` on entries compared by heuristic alone,
+//!   so ties pop in the reference's order (neither insertion order nor
+//!   node index: see `PyHeap`).
 //!
 //! Heuristics: `sum` = mean over the numbers of `|n - target|` (for one
 //! number `|n - target|`); `mult` = sum over the numbers of the distance to
 //! the nearest factor `f >= 2` of the target (`|n - target|` when the target
 //! has no such factor).
 //!
-//! The paper's "random" mode draws, per problem, one of {dfs, bfs} x {sum,
+//! SoS's "random" mode draws, per problem, one of {dfs, bfs} x {sum,
 //! mult}, with the beam width uniform in 1..=5 ([`StrategyMix::paper`]).
+//! The learning-and-forgetting paper's own data instead runs both
+//! `dfs-sum` and `bfs5-mult` on every problem ([`PAPER_SEARCHES`]).
 //!
 //! A [`Trace`] records every expansion and visit. Its nodes explored =
 //! visits + 1 (SoS `simple_rating`); from it come the successful path (the
@@ -31,7 +35,6 @@
 //! whose value is not the target, i.e. full-length paths).
 
 use std::cmp::Ordering;
-use std::collections::BinaryHeap;
 use std::fmt;
 use std::str::FromStr;
 
@@ -180,6 +183,22 @@ pub struct StrategyMix {
     /// Widths for `bfs-*` entries, drawn uniformly.
     pub beam_widths: Vec<usize>,
 }
+
+/// The searches the learning-and-forgetting paper runs on every Countdown
+/// problem for its data (`classic_gen.sh`: `generate_search.py --search
+/// dfs` and `--search bfs`, whose paths `bfs_dfs.yaml` trains on
+/// together): DFS with the sum heuristic, then beam search of width 5 with
+/// the mult heuristic.
+pub const PAPER_SEARCHES: [Strategy; 2] = [
+    Strategy {
+        algorithm: Algorithm::Dfs,
+        heuristic: Heuristic::Sum,
+    },
+    Strategy {
+        algorithm: Algorithm::Bfs(5),
+        heuristic: Heuristic::Mult,
+    },
+];
 
 impl StrategyMix {
     /// The paper's "random" mode: {dfs, bfs} x {sum, mult}, beam 1..=5.
@@ -507,19 +526,14 @@ impl<V: Value, R: Rng> Ctx<'_, V, R> {
     }
 
     fn bfs(&mut self, beam: usize) {
-        let mut open = BinaryHeap::new();
-        let mut seq = 0u64;
-        open.push(Open {
-            h: self.trace.nodes[0].h,
-            seq,
-            id: 0,
-        });
+        let mut open = PyHeap::default();
+        open.push(self.trace.nodes[0].h, 0);
         let mut kids = Vec::new();
         let mut current = Vec::with_capacity(beam);
         while !open.is_empty() {
             current.clear();
             for _ in 0..beam.min(open.len()) {
-                current.push(open.pop().expect("non-empty").id);
+                current.push(open.pop().expect("non-empty").1);
             }
             for &id in &current {
                 self.trace.events.push(Event::Expand(id));
@@ -535,7 +549,8 @@ impl<V: Value, R: Rng> Ctx<'_, V, R> {
                         return;
                     }
                 }
-                // SoS re-sorts the kept children before pushing them.
+                // SoS re-sorts the kept children (stably, by h) before
+                // pushing them.
                 let mut sorted = ids;
                 sorted.sort_by(|&a, &b| {
                     self.trace.nodes[a as usize]
@@ -544,12 +559,7 @@ impl<V: Value, R: Rng> Ctx<'_, V, R> {
                         .unwrap_or(Ordering::Equal)
                 });
                 for c in sorted {
-                    seq += 1;
-                    open.push(Open {
-                        h: self.trace.nodes[c as usize].h,
-                        seq,
-                        id: c,
-                    });
+                    open.push(self.trace.nodes[c as usize].h, c);
                 }
             }
         }
@@ -562,30 +572,85 @@ enum Visit {
     Inner,
 }
 
-/// Queue entry: smallest `h` first, then earliest pushed.
-struct Open {
-    h: f64,
-    seq: u64,
-    id: NodeId,
+/// The open queue of beam search: Python's `heapq` algorithm, step for
+/// step, on `(h, node)` entries compared by `h` alone.
+///
+/// SoS pushes `(heuristic, CountdownNode)` tuples, and `CountdownNode.__lt__`
+/// compares the heuristics, so two entries with equal `h` compare equal and
+/// neither insertion order nor node index breaks the tie: which one pops
+/// first is decided by where `heapq`'s sift-up/sift-down left them. A
+/// Rust `BinaryHeap` (or an `(h, insertion counter)` key) pops ties in a
+/// different order, which changes which nodes the beam expands; this copy
+/// of `heapq.heappush` / `heapq.heappop` (CPython `Lib/heapq.py`,
+/// `_siftdown` / `_siftup`) pops them in the reference's order.
+#[derive(Default)]
+pub(crate) struct PyHeap {
+    items: Vec<(f64, NodeId)>,
 }
 
-impl PartialEq for Open {
-    fn eq(&self, o: &Open) -> bool {
-        self.cmp(o) == Ordering::Equal
+impl PyHeap {
+    pub(crate) fn len(&self) -> usize {
+        self.items.len()
     }
-}
-impl Eq for Open {}
-impl PartialOrd for Open {
-    fn partial_cmp(&self, o: &Open) -> Option<Ordering> {
-        Some(self.cmp(o))
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.items.is_empty()
     }
-}
-impl Ord for Open {
-    fn cmp(&self, o: &Open) -> Ordering {
-        // BinaryHeap is a max-heap: reverse so the smallest (h, seq) pops first.
-        o.h.partial_cmp(&self.h)
-            .unwrap_or(Ordering::Equal)
-            .then(o.seq.cmp(&self.seq))
+
+    /// `heapq.heappush`.
+    pub(crate) fn push(&mut self, h: f64, id: NodeId) {
+        self.items.push((h, id));
+        let last = self.items.len() - 1;
+        self.sift_down(0, last);
+    }
+
+    /// `heapq.heappop`.
+    pub(crate) fn pop(&mut self) -> Option<(f64, NodeId)> {
+        let last = self.items.pop()?;
+        if self.items.is_empty() {
+            return Some(last);
+        }
+        let top = std::mem::replace(&mut self.items[0], last);
+        self.sift_up(0);
+        Some(top)
+    }
+
+    /// `heapq._siftdown`: move the item at `pos` up towards `start` while
+    /// it is strictly smaller than its parent.
+    fn sift_down(&mut self, start: usize, mut pos: usize) {
+        let item = self.items[pos];
+        while pos > start {
+            let parent = (pos - 1) >> 1;
+            if item.0 < self.items[parent].0 {
+                self.items[pos] = self.items[parent];
+                pos = parent;
+                continue;
+            }
+            break;
+        }
+        self.items[pos] = item;
+    }
+
+    /// `heapq._siftup`: move the smaller child up until a leaf is reached
+    /// (the right child on ties), then sift the item into place.
+    // `!(a < b)` is heapq's own test (`not heap[childpos] < heap[rightpos]`).
+    #[allow(clippy::neg_cmp_op_on_partial_ord)]
+    fn sift_up(&mut self, mut pos: usize) {
+        let end = self.items.len();
+        let start = pos;
+        let item = self.items[pos];
+        let mut child = 2 * pos + 1;
+        while child < end {
+            let right = child + 1;
+            if right < end && !(self.items[child].0 < self.items[right].0) {
+                child = right;
+            }
+            self.items[pos] = self.items[child];
+            pos = child;
+            child = 2 * pos + 1;
+        }
+        self.items[pos] = item;
+        self.sift_down(start, pos);
     }
 }
 
@@ -674,6 +739,51 @@ mod tests {
             assert!(s.parse::<StrategySpec>().is_err(), "{s}");
         }
         assert_eq!(StrategyMix::paper().concrete().len(), 12);
+    }
+
+    /// Reference: CPython 3 `heapq` on `(h, node)` tuples whose nodes
+    /// compare by `h` (SoS `CountdownNode.__lt__`):
+    /// ```python
+    /// heap = []
+    /// seq = [(3,0),(1,1),(1,2),(2,3),(1,4),(3,5),(2,6),(1,7),(1,8),(2,9)]
+    /// for h, i in seq[:6]: heapq.heappush(heap, (h, N(h, i)))
+    /// out = [heapq.heappop(heap)[1].i for _ in range(3)]
+    /// for h, i in seq[6:]: heapq.heappush(heap, (h, N(h, i)))
+    /// while heap: out.append(heapq.heappop(heap)[1].i)
+    /// # [1, 2, 4, 7, 8, 9, 3, 6, 0, 5]
+    /// ```
+    /// Insertion order would pop the h = 2 ties as 3, 6, 9.
+    #[test]
+    fn beam_queue_pops_ties_in_python_heapq_order() {
+        let seq = [
+            (3.0, 0),
+            (1.0, 1),
+            (1.0, 2),
+            (2.0, 3),
+            (1.0, 4),
+            (3.0, 5),
+            (2.0, 6),
+            (1.0, 7),
+            (1.0, 8),
+            (2.0, 9),
+        ];
+        let mut heap = PyHeap::default();
+        let mut out = Vec::new();
+        for &(h, i) in &seq[..6] {
+            heap.push(h, i);
+        }
+        assert_eq!(heap.len(), 6);
+        for _ in 0..3 {
+            out.push(heap.pop().unwrap().1);
+        }
+        for &(h, i) in &seq[6..] {
+            heap.push(h, i);
+        }
+        while let Some((_, i)) = heap.pop() {
+            out.push(i);
+        }
+        assert_eq!(out, [1, 2, 4, 7, 8, 9, 3, 6, 0, 5]);
+        assert!(heap.is_empty());
     }
 
     #[test]

@@ -35,12 +35,19 @@ use rand::rngs::StdRng;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use super::config::{CountdownSection, Game24Section};
-use super::dataset::game_paths;
-use super::path::{parse_prompt, prompt, render_completion, verify_completion, verify_prefix};
+use super::config::{
+    check_heldout_keys, strip_heldout_rule_keys, CountdownSection, Game24Section, Game24SplitKind,
+    HeldoutTargets,
+};
+use super::dataset::merged_paths;
+use super::path::{
+    cut_at_answer, parse_prompt, prompt, render_completion, verify_completion, verify_prefix,
+    PromptStyle,
+};
 use super::puzzle::{
-    game24_split, generate_countdown, sample_solvable, CountdownSpec, Instance, Split,
-    GAME24_RANGE, GAME24_SOLVABLE_COUNT, GAME24_TARGET, SOLVE_MAX_NUMBERS, SOLVE_MAX_VALUE,
+    game24_ranked_split, game24_split, generate_countdown, sample_solvable, CountdownSpec,
+    Instance, Split, GAME24_RANGE, GAME24_SOLVABLE_COUNT, GAME24_TARGET, SOLVE_MAX_NUMBERS,
+    SOLVE_MAX_VALUE,
 };
 use super::rules::{Game, Move, Ratio, Value};
 use super::search::{self, Strategy, StrategyMix, StrategySpec};
@@ -68,6 +75,9 @@ pub enum TrainStrategy {
     /// One strategy: `dfs-sum`, `bfs3-mult`, ... (`bfs-sum` / `bfs-mult`
     /// draw the beam width from 1..=5 per problem).
     Search(StrategySpec),
+    /// The learning-and-forgetting paper's data generator: both `dfs-sum`
+    /// and `bfs5-mult` run on every problem ([`search::PAPER_SEARCHES`]).
+    Paper,
 }
 
 impl TrainStrategy {
@@ -84,6 +94,17 @@ impl TrainStrategy {
                 }
                 .sample(rng),
             ),
+            // Callers that run every search use `runs`; one strategy alone
+            // is the paper's first search.
+            TrainStrategy::Paper => Some(search::PAPER_SEARCHES[0]),
+        }
+    }
+
+    /// The searches to run on one problem, in order (empty: use the solver).
+    fn runs<R: Rng>(self, rng: &mut R) -> Vec<Strategy> {
+        match self {
+            TrainStrategy::Paper => search::PAPER_SEARCHES.to_vec(),
+            _ => self.draw(rng).into_iter().collect(),
         }
     }
 
@@ -104,6 +125,7 @@ impl fmt::Display for TrainStrategy {
         match self {
             TrainStrategy::Random => f.write_str("random"),
             TrainStrategy::Exact => f.write_str("exact"),
+            TrainStrategy::Paper => f.write_str("paper"),
             TrainStrategy::Search(s) => write!(f, "{s}"),
         }
     }
@@ -116,9 +138,10 @@ impl FromStr for TrainStrategy {
         match s {
             "random" => Ok(TrainStrategy::Random),
             "exact" => Ok(TrainStrategy::Exact),
+            "paper" => Ok(TrainStrategy::Paper),
             _ => s.parse().map(TrainStrategy::Search).map_err(|_| {
                 format!(
-                    "unknown train_strategy {s:?} (expected \"random\", \"exact\", dfs-sum, dfs-mult, \
+                    "unknown train_strategy {s:?} (expected \"random\", \"paper\", \"exact\", dfs-sum, dfs-mult, \
                      bfs-sum, bfs-mult, or bfsK-sum / bfsK-mult with a beam width K in 1..=64)"
                 )
             }),
@@ -148,6 +171,25 @@ fn check_train_strategy(s: TrainStrategy) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// How a completion is graded (`verifier`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VerifierMode {
+    /// The whole completion: non-empty text after the `Answer:` line is
+    /// rejected.
+    #[default]
+    Strict,
+    /// The paper's: the completion is cut after its first line containing
+    /// `Answer:`, and only that part is judged.
+    Paper,
+}
+
+impl VerifierMode {
+    fn is_strict(&self) -> bool {
+        *self == VerifierMode::Strict
+    }
 }
 
 /// Default of `data.max_failed`.
@@ -198,6 +240,14 @@ pub struct CountdownTaskConfig {
     /// Targets always held out for test (also outside the range), each in
     /// 0..=1_000_000. Default `[24]` (paper).
     pub heldout_extra_targets: Vec<i64>,
+    /// The test-only targets as an explicit list (`[14, 24, 40]`, each in
+    /// 0..=1_000_000, also outside the range), or `"paper"` for the
+    /// paper's list 14, 24, 40, 42, 58, 63, 71, 87, 89, 90 (what its
+    /// generator holds out with its seed). Train and val use every other
+    /// target of the range. Exclusive with heldout_target_frac and
+    /// heldout_extra_targets. Default: unset (those two keys decide).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub heldout_targets: Option<HeldoutTargets>,
     /// Problems in the `val` split (training targets, never trained on),
     /// 0..=100_000. Default 200.
     pub val_size: usize,
@@ -207,18 +257,38 @@ pub struct CountdownTaskConfig {
     /// Rejection-sampling cap: draws of numbers for one problem before the
     /// task gives up, >= 1. Default 100_000.
     pub max_draws: u64,
-    /// Where the training completions come from: `"random"` (the paper's
-    /// mix of dfs/bfs x sum/mult, beam 1..=5, drawn per problem), `"exact"`
-    /// (the solver's path), or one strategy (`"dfs-sum"`, `"dfs-mult"`,
-    /// `"bfs3-sum"`, `"bfs-mult"` = beam width drawn from 1..=5, ...).
-    /// When the search fails on a problem the solver's path is used.
-    /// Default "random".
+    /// Where the training completions come from: `"random"` (SoS's mix of
+    /// dfs/bfs x sum/mult, beam 1..=5, one drawn per problem), `"paper"`
+    /// (the learning-and-forgetting paper's data: `dfs-sum` and
+    /// `bfs5-mult` both run on every problem; a training completion is one
+    /// of their distinct successful paths drawn uniformly, and a search
+    /// stage gets all of them plus up to `max_failed` failed paths per
+    /// search, deduplicated), `"exact"` (the solver's path), or one
+    /// strategy (`"dfs-sum"`, `"dfs-mult"`, `"bfs3-sum"`, `"bfs-mult"` =
+    /// beam width drawn from 1..=5, ...). When the search fails on a
+    /// problem the solver's path is used. Default "random".
     #[schemars(with = "String")]
     pub train_strategy: TrainStrategy,
     /// Failed paths kept per search run for `source = "search"` stages
-    /// (distinct failed leaves, drawn uniformly), 0..=1000. Default 3
-    /// (the paper's D- files).
+    /// (distinct failed leaves, drawn uniformly; with `train_strategy =
+    /// "paper"` per each of the two searches, then deduplicated), 0..=1000.
+    /// Default 3 (the paper's D- files).
     pub max_failed: usize,
+    /// The prompt: `"short"` (`Input: ...\nTarget: ...\nSteps:\n`) or
+    /// `"paper"` (the same after the paper's instruction line, `Use numbers
+    /// and basic arithmetic operations (+ - * /) to obtain the target
+    /// number.` for Countdown, `... to obtain 24.` for Game of 24).
+    /// Default "short".
+    #[serde(skip_serializing_if = "PromptStyle::is_short")]
+    #[schemars(with = "String")]
+    pub prompt: PromptStyle,
+    /// How completions are graded: `"strict"` (the whole completion;
+    /// non-empty text after the `Answer:` line is wrong) or `"paper"` (as
+    /// the paper's evaluation: cut after the first line containing
+    /// `Answer:`, whatever follows is ignored). Default "strict".
+    #[serde(skip_serializing_if = "VerifierMode::is_strict")]
+    #[schemars(with = "String")]
+    pub verifier: VerifierMode,
 }
 
 impl Default for CountdownTaskConfig {
@@ -232,11 +302,14 @@ impl Default for CountdownTaskConfig {
             target_max: s.target_max,
             heldout_target_frac: s.heldout_target_frac,
             heldout_extra_targets: s.heldout_extra_targets,
+            heldout_targets: None,
             val_size: s.val_size,
             test_size: s.test_size,
             max_draws: s.max_draws,
             train_strategy: TrainStrategy::Random,
             max_failed: DEFAULT_MAX_FAILED,
+            prompt: PromptStyle::Short,
+            verifier: VerifierMode::Strict,
         }
     }
 }
@@ -256,6 +329,7 @@ impl CountdownTaskConfig {
             target_max: self.target_max,
             heldout_target_frac: self.heldout_target_frac,
             heldout_extra_targets: self.heldout_extra_targets.clone(),
+            heldout_targets: self.heldout_targets.clone(),
             train_size: 1,
             val_size: self.val_size,
             test_size: self.test_size,
@@ -287,13 +361,38 @@ pub struct Game24TaskConfig {
     /// Seed of the split shuffle, independent of the run's seed so that
     /// every run shares one split. Any u64; default 24.
     pub split_seed: u64,
+    /// `"random"`: the 1362 solvable multisets shuffled with split_seed
+    /// (test_size test, val_size val, the rest the training pool).
+    /// `"ranked"`: the paper's split by ToT's difficulty ranking
+    /// (`data/game24_ranked.csv`): test = ranks 901..=900+test_size
+    /// (test_size <= 462; 100 = ranks 901-1000), ranks 1..=900 shuffled
+    /// with split_seed into val_size val (< 900; 180 = the paper's) and the
+    /// training pool (720). Default "random".
+    #[serde(skip_serializing_if = "Game24SplitKind::is_random")]
+    #[schemars(with = "String")]
+    pub split: Game24SplitKind,
     /// Where the training completions come from; as for `countdown`:
-    /// `"random"`, `"exact"` or one strategy such as `"dfs-sum"`. Default
-    /// "random".
+    /// `"random"`, `"paper"`, `"exact"` or one strategy such as
+    /// `"dfs-sum"`. Default "random".
     #[schemars(with = "String")]
     pub train_strategy: TrainStrategy,
     /// Failed paths kept per search run, as for `countdown`. Default 3.
     pub max_failed: usize,
+    /// The prompt: `"short"` (`Input: ...\nTarget: ...\nSteps:\n`) or
+    /// `"paper"` (the same after the paper's instruction line, `Use numbers
+    /// and basic arithmetic operations (+ - * /) to obtain the target
+    /// number.` for Countdown, `... to obtain 24.` for Game of 24).
+    /// Default "short".
+    #[serde(skip_serializing_if = "PromptStyle::is_short")]
+    #[schemars(with = "String")]
+    pub prompt: PromptStyle,
+    /// How completions are graded: `"strict"` (the whole completion;
+    /// non-empty text after the `Answer:` line is wrong) or `"paper"` (as
+    /// the paper's evaluation: cut after the first line containing
+    /// `Answer:`, whatever follows is ignored). Default "strict".
+    #[serde(skip_serializing_if = "VerifierMode::is_strict")]
+    #[schemars(with = "String")]
+    pub verifier: VerifierMode,
 }
 
 impl Default for Game24TaskConfig {
@@ -303,8 +402,11 @@ impl Default for Game24TaskConfig {
             val_size: s.val_size,
             test_size: s.test_size,
             split_seed: s.split_seed,
+            split: s.split,
             train_strategy: TrainStrategy::Random,
             max_failed: DEFAULT_MAX_FAILED,
+            prompt: PromptStyle::Short,
+            verifier: VerifierMode::Strict,
         }
     }
 }
@@ -317,6 +419,7 @@ impl Game24TaskConfig {
             val_size: self.val_size,
             test_size: self.test_size,
             split_seed: self.split_seed,
+            split: self.split,
         }
         .validate("data")?;
         check_split_sizes(self.val_size, self.test_size)?;
@@ -343,6 +446,8 @@ enum TrainPool {
 #[derive(Clone, Debug)]
 pub struct CountdownTask {
     game: Game,
+    prompt_style: PromptStyle,
+    verifier: VerifierMode,
     train_strategy: TrainStrategy,
     max_failed: usize,
     pool: TrainPool,
@@ -403,7 +508,7 @@ fn reference(game: Game, numbers: &[i64], target: i64) -> Result<Option<String>>
     }
 }
 
-fn problems_of(game: Game, instances: &[Instance]) -> Result<Vec<Problem>> {
+fn problems_of(game: Game, style: PromptStyle, instances: &[Instance]) -> Result<Vec<Problem>> {
     instances
         .iter()
         .map(|i| {
@@ -413,7 +518,8 @@ fn problems_of(game: Game, instances: &[Instance]) -> Result<Vec<Problem>> {
                     i.numbers, i.target
                 )
             })?;
-            Ok(Problem::new(&prompt(&i.numbers, i.target), &r))
+            let text = format!("{}{}", style.preamble(game), prompt(&i.numbers, i.target));
+            Ok(Problem::new(&text, &r))
         })
         .collect()
 }
@@ -492,11 +598,12 @@ impl CountdownTask {
         cfg.validate()?;
         let sec = cfg.section();
         let spec = sec.spec();
+        let (heldout_frac, extra_targets) = sec.heldout();
         // Train size 0: only val and test are fixed; training draws on demand.
         let gen = generate_countdown(
             &spec,
-            cfg.heldout_target_frac,
-            &cfg.heldout_extra_targets,
+            heldout_frac,
+            &extra_targets,
             [0, cfg.val_size, cfg.test_size],
             cfg.max_draws,
             seed,
@@ -523,8 +630,7 @@ impl CountdownTask {
                 digits(m.pow(k as u32))
             }
         };
-        let max_target = cfg
-            .heldout_extra_targets
+        let max_target = extra_targets
             .iter()
             .copied()
             .chain([cfg.target_max])
@@ -532,8 +638,11 @@ impl CountdownTask {
             .unwrap_or(cfg.target_max);
         let (max_prompt_len, max_completion_len) =
             length_bounds(cfg.numbers, value_len, digits(max_target as u128));
+        let max_prompt_len = max_prompt_len + cfg.prompt.preamble(Game::Countdown).len();
         Ok(CountdownTask {
             game: Game::Countdown,
+            prompt_style: cfg.prompt,
+            verifier: cfg.verifier,
             train_strategy: cfg.train_strategy,
             max_failed: cfg.max_failed,
             pool: TrainPool::Countdown {
@@ -542,8 +651,8 @@ impl CountdownTask {
                 max_draws: cfg.max_draws,
                 heldout,
             },
-            val: problems_of(Game::Countdown, val)?,
-            test: problems_of(Game::Countdown, test)?,
+            val: problems_of(Game::Countdown, cfg.prompt, val)?,
+            test: problems_of(Game::Countdown, cfg.prompt, test)?,
             max_prompt_len,
             max_completion_len,
         })
@@ -552,7 +661,12 @@ impl CountdownTask {
     /// The `game24` kind: the fixed `split_seed` split (module docs).
     pub fn game24(cfg: &Game24TaskConfig) -> Result<Self> {
         cfg.validate()?;
-        let sp = game24_split(cfg.split_seed, cfg.val_size, cfg.test_size);
+        let sp = match cfg.split {
+            Game24SplitKind::Random => game24_split(cfg.split_seed, cfg.val_size, cfg.test_size),
+            Game24SplitKind::Ranked => {
+                game24_ranked_split(cfg.split_seed, cfg.val_size, cfg.test_size)
+            }
+        };
         let inst = |ms: &[[i64; 4]]| -> Vec<Instance> {
             ms.iter()
                 .map(|m| Instance {
@@ -574,16 +688,16 @@ impl CountdownTask {
         };
         let (max_prompt_len, max_completion_len) =
             length_bounds(4, value_len, digits(GAME24_TARGET as u128));
-        debug_assert_eq!(
-            sp.train.len() + sp.val.len() + sp.test.len(),
-            GAME24_SOLVABLE_COUNT
-        );
+        let max_prompt_len = max_prompt_len + cfg.prompt.preamble(Game::Game24).len();
+        debug_assert!(sp.train.len() + sp.val.len() + sp.test.len() <= GAME24_SOLVABLE_COUNT);
         Ok(CountdownTask {
             game: Game::Game24,
+            prompt_style: cfg.prompt,
+            verifier: cfg.verifier,
             train_strategy: cfg.train_strategy,
             max_failed: cfg.max_failed,
-            val: problems_of(Game::Game24, &inst(&sp.val))?,
-            test: problems_of(Game::Game24, &inst(&sp.test))?,
+            val: problems_of(Game::Game24, cfg.prompt, &inst(&sp.val))?,
+            test: problems_of(Game::Game24, cfg.prompt, &inst(&sp.test))?,
             pool: TrainPool::Game24(sp.train),
             max_prompt_len,
             max_completion_len,
@@ -593,6 +707,15 @@ impl CountdownTask {
     /// Which game this task plays.
     pub fn game(&self) -> Game {
         self.game
+    }
+
+    /// The prompt for a puzzle in the task's `prompt` style.
+    pub fn prompt_text(&self, numbers: &[i64], target: i64) -> String {
+        format!(
+            "{}{}",
+            self.prompt_style.preamble(self.game),
+            prompt(numbers, target)
+        )
     }
 
     /// Draws one training problem (never a val/test one).
@@ -624,17 +747,27 @@ impl CountdownTask {
     }
 
     /// The training completion for a problem: the chosen strategy's
-    /// successful path, else the solver's.
+    /// successful path (`"paper"`: one of the two searches' distinct
+    /// successful paths, drawn uniformly), else the solver's.
     pub fn train_completion(&self, inst: &Instance, rng: &mut StdRng) -> Result<String> {
         let (numbers, target) = (&inst.numbers, inst.target);
-        let path = self
-            .train_strategy
-            .draw(rng)
-            .and_then(|s| search_path(self.game, numbers, target, s, rng))
-            .or_else(|| solver_path(self.game, numbers, target))
-            .with_context(|| {
-                format!("internal error: training problem {numbers:?} -> {target} has no solution")
-            })?;
+        if self.train_strategy == TrainStrategy::Paper {
+            // Every distinct successful path of both searches, one drawn.
+            let mut m = merged_paths(self.game, numbers, target, &search::PAPER_SEARCHES, 0, rng)?;
+            if !m.pos.is_empty() {
+                let i = rng.gen_range(0..m.pos.len());
+                return Ok(m.pos.swap_remove(i).1);
+            }
+        }
+        let path = match self.train_strategy {
+            TrainStrategy::Paper => None,
+            s => s.draw(rng),
+        }
+        .and_then(|s| search_path(self.game, numbers, target, s, rng))
+        .or_else(|| solver_path(self.game, numbers, target))
+        .with_context(|| {
+            format!("internal error: training problem {numbers:?} -> {target} has no solution")
+        })?;
         Ok(render_completion(numbers, &path)?)
     }
 
@@ -718,7 +851,7 @@ impl Task for CountdownTask {
         let inst = self.sample_train_instance(rng)?;
         let completion = self.train_completion(&inst, rng)?;
         Ok(Problem::new(
-            &prompt(&inst.numbers, inst.target),
+            &self.prompt_text(&inst.numbers, inst.target),
             &completion,
         ))
     }
@@ -740,11 +873,16 @@ impl Task for CountdownTask {
     }
 
     /// Parses the numbers and target from the problem's prompt and runs the
-    /// rule-based verifier ([`verify_completion`]); a prompt that does not
-    /// parse is graded `false`.
+    /// rule-based verifier ([`verify_completion`]) on the completion, cut
+    /// after its first `Answer:` line with `verifier = "paper"`
+    /// ([`cut_at_answer`]); a prompt that does not parse is graded `false`.
     fn verify(&self, problem: &Problem, completion: &str) -> Option<bool> {
         let ok = match parse_prompt(&problem.prompt) {
             Ok((numbers, target, "")) => {
+                let completion = match self.verifier {
+                    VerifierMode::Strict => completion,
+                    VerifierMode::Paper => cut_at_answer(completion),
+                };
                 verify_completion(&numbers, target, completion, self.game).is_ok()
             }
             _ => false,
@@ -753,26 +891,28 @@ impl Task for CountdownTask {
     }
 
     /// One run of a strategy drawn from `train_strategy` on a fresh
-    /// training problem: its successful path (if it solved the problem) and
-    /// at most `max_failed` distinct failed paths, every one checked by the
+    /// training problem (`"paper"`: both `dfs-sum` and `bfs5-mult`): the
+    /// distinct successful paths and at most `max_failed` distinct failed
+    /// paths per run, deduplicated across runs, every one checked by the
     /// verifier.
     fn search_paths(&self, rng: &mut StdRng) -> Result<SearchPaths> {
         let inst = self.sample_train_instance(rng)?;
-        let Some(strategy) = self.train_strategy.draw(rng) else {
-            bail!("data.train_strategy = \"exact\" runs no search, so it has no failed paths; data source \"search\" needs \"random\" or a strategy such as \"dfs-sum\"");
-        };
-        let p = game_paths(
+        let strategies = self.train_strategy.runs(rng);
+        if strategies.is_empty() {
+            bail!("data.train_strategy = \"exact\" runs no search, so it has no failed paths; data source \"search\" needs \"random\", \"paper\" or a strategy such as \"dfs-sum\"");
+        }
+        let m = merged_paths(
             self.game,
             &inst.numbers,
             inst.target,
-            strategy,
+            &strategies,
             self.max_failed,
             rng,
         )?;
         Ok(SearchPaths {
-            prompt: prompt(&inst.numbers, inst.target),
-            successes: p.pos.into_iter().collect(),
-            failures: p.neg,
+            prompt: self.prompt_text(&inst.numbers, inst.target),
+            successes: m.pos.into_iter().map(|(_, c)| c).collect(),
+            failures: m.neg.into_iter().map(|(_, c)| c).collect(),
         })
     }
 
@@ -787,9 +927,13 @@ impl Task for CountdownTask {
         let Ok((numbers, target, "")) = parse_prompt(prompt_text) else {
             bail!("not a {} prompt: {prompt_text:?}", self.game);
         };
-        let path = match strategy.draw(rng) {
-            None => solver_path(self.game, &numbers, target),
-            Some(s) => search_path(self.game, &numbers, target, s, rng),
+        // `"paper"`: the first search that succeeds.
+        let runs = strategy.runs(rng);
+        let path = if runs.is_empty() {
+            solver_path(self.game, &numbers, target)
+        } else {
+            runs.into_iter()
+                .find_map(|s| search_path(self.game, &numbers, target, s, rng))
         };
         Ok(match path {
             Some(p) => Some(render_completion(&numbers, &p)?),
@@ -818,7 +962,7 @@ impl Task for CountdownTask {
     fn user_prompt(&self, text: &str) -> Result<(String, Option<String>)> {
         let (numbers, target) = self.parse_question(text)?;
         Ok((
-            prompt(&numbers, target),
+            self.prompt_text(&numbers, target),
             reference(self.game, &numbers, target)?,
         ))
     }
@@ -843,9 +987,12 @@ impl StepRules for CountdownTask {
 
 /// Parses and validates a `countdown` `[data]` table, filling defaults.
 pub fn resolve_countdown_data(data: &toml::Table) -> Result<toml::Table> {
+    check_heldout_keys(data, "data")?;
     let cfg: CountdownTaskConfig = from_value(toml::Value::Table(data.clone()), "data")?;
     cfg.validate()?;
-    to_table(&cfg)
+    let mut table = to_table(&cfg)?;
+    strip_heldout_rule_keys(&mut table);
+    Ok(table)
 }
 
 /// Builds the `countdown` task from a resolved `[data]` table.
@@ -962,7 +1109,9 @@ mod tests {
 
     #[test]
     fn train_strategy_names() {
-        for s in ["random", "exact", "dfs-sum", "bfs-mult", "bfs3-sum"] {
+        for s in [
+            "random", "paper", "exact", "dfs-sum", "bfs-mult", "bfs3-sum",
+        ] {
             assert_eq!(s.parse::<TrainStrategy>().unwrap().to_string(), s);
         }
         assert!("bfs0-sum".parse::<TrainStrategy>().is_err());
