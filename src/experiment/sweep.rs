@@ -120,7 +120,8 @@ pub fn run_sweep(sweep: &Sweep, opts: &SweepOptions) -> Result<SweepReport> {
                         // the reason outlives the terminal: in the run folder,
                         // and on stderr even when the progress bars are hidden
                         // (not a terminal, -q)
-                        let _ = crate::atomic::write_atomic(&error_file, format!("{msg}\n").as_bytes());
+                        let _ =
+                            crate::atomic::write_atomic(&error_file, format!("{msg}\n").as_bytes());
                         mp.suspend(|| eprintln!("run {} failed: {msg}", spec.id));
                         failed.lock().expect("lock").push((spec.id.clone(), msg));
                     }

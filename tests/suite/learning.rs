@@ -298,7 +298,10 @@ fn a_failed_run_leaves_its_reason_in_its_folder_and_the_others_finish() {
     // targets (a data error that recurs); seed 0 can
     let text = two_stage(r#"{ kind = "sft" }"#)
         .replace("seed = 3", "seeds = [0, 1]")
-        .replace("target_max = 30", "target_max = 40\nheldout_target_frac = 0.1")
+        .replace(
+            "target_max = 30",
+            "target_max = 40\nheldout_target_frac = 0.1",
+        )
         .replace("test_size = 4", "test_size = 60");
     let sweep = expand(&ExperimentConfig::from_toml(&text).unwrap()).unwrap();
     let tmp = tempfile::tempdir().unwrap();

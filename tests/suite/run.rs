@@ -232,21 +232,35 @@ fn a_null_or_truncated_summary_never_breaks_a_rerun_or_the_merge() {
     std::fs::write(&sb, &text_b[..text_b.len() / 2]).unwrap();
 
     let (csv, ids) = write_summary(&sweep, tmp.path()).unwrap();
-    assert_eq!(ids, vec![a.id.clone()], "the truncated run is left out, the other kept");
+    assert_eq!(
+        ids,
+        vec![a.id.clone()],
+        "the truncated run is left out, the other kept"
+    );
     let table = std::fs::read_to_string(csv).unwrap();
     assert!(table.contains("NaN"), "{table}");
     rewind::plot::plot_sweep(&tmp.path().join("tiny")).unwrap();
 
     // rerunning reads the null as NaN and re-evaluates the truncated run
-    let s = run(b, rewind::model::device::default_device(), "cpu", &opts(tmp.path(), None))
-        .unwrap()
-        .unwrap();
+    let s = run(
+        b,
+        rewind::model::device::default_device(),
+        "cpu",
+        &opts(tmp.path(), None),
+    )
+    .unwrap()
+    .unwrap();
     let before: rewind::experiment::summary::Summary = serde_json::from_str(&text_b).unwrap();
     assert_eq!(s.after_stage, before.after_stage);
     assert_eq!(s.val_loss, before.val_loss);
-    let s = run(a, rewind::model::device::default_device(), "cpu", &opts(tmp.path(), None))
-        .unwrap()
-        .unwrap();
+    let s = run(
+        a,
+        rewind::model::device::default_device(),
+        "cpu",
+        &opts(tmp.path(), None),
+    )
+    .unwrap()
+    .unwrap();
     assert!(s.val_loss.is_nan());
     assert_eq!(run_sweep(&sweep, &sweep_opts).unwrap().finished, 2);
 }

@@ -265,7 +265,10 @@ fn sigkilled_sweep_resumes_to_the_same_summary() {
 #[test]
 fn repeated_grid_values_are_named_errors() {
     let e = err(&BASE.replace("seeds = [0, 1]", "seeds = [1, 1]"));
-    assert!(e.contains("experiment.seeds") && e.contains("given twice"), "{e}");
+    assert!(
+        e.contains("experiment.seeds") && e.contains("given twice"),
+        "{e}"
+    );
     let e = err(&BASE.replace("[1e-3, 3e-3]", "[1e-3, 3e-3, 1e-3]"));
     assert!(e.contains("stages.0.lr") && e.contains("0.001"), "{e}");
 }
