@@ -5,13 +5,13 @@
 use rand::SeedableRng;
 use rewind::data::Example;
 use rewind::experiment::config::ExperimentConfig;
-use rewind::experiment::run::{run, run_dir};
+use rewind::experiment::run::run_dir;
 use rewind::experiment::shared_stage::{first_stage_key, SHARED_DIR};
 use rewind::experiment::sweep::{expand, run_sweep, RunSpec, SweepOptions};
 use rewind::tasks::countdown::{verify_completion, CountdownTask, CountdownTaskConfig};
 use rewind::tasks::Task;
 
-use crate::run::{assert_resume_is_exact_for, opts, rows};
+use crate::run::{assert_resume_is_exact_for, finish, rows};
 
 /// Two stages on a tiny Countdown: MLE on mixed search paths, then
 /// `objective` on D+ / D-.
@@ -132,14 +132,7 @@ fn every_objective_fine_tunes_a_search_trained_model() {
         let cfg =
             RunSpec::single(&ExperimentConfig::from_toml(&two_stage(objective)).unwrap()).unwrap();
         let tmp = tempfile::tempdir().unwrap();
-        let s = run(
-            &cfg,
-            rewind::model::device::default_device(),
-            "cpu",
-            &opts(tmp.path(), None),
-        )
-        .unwrap()
-        .unwrap();
+        let s = finish(&cfg, tmp.path());
         let probe = "test/greedy/verifier";
         for stage in ["search", "finetune"] {
             assert!(
@@ -233,14 +226,7 @@ fn a_sweep_trains_each_first_stage_once_and_its_runs_match_unshared_ones() {
     // ... and each run ends exactly where it would have trained alone
     let alone = tempfile::tempdir().unwrap();
     for r in &sweep.runs {
-        let a = run(
-            r,
-            rewind::model::device::default_device(),
-            "cpu",
-            &opts(alone.path(), None),
-        )
-        .unwrap()
-        .unwrap();
+        let a = finish(r, alone.path());
         let dir = run_dir(r, shared.path());
         let s: rewind::experiment::summary::Summary =
             serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap())
@@ -267,14 +253,7 @@ decoder = { kind = "symbolic", strategy = "random" }
 "#;
     let cfg = RunSpec::single(&ExperimentConfig::from_toml(&text).unwrap()).unwrap();
     let tmp = tempfile::tempdir().unwrap();
-    let s = run(
-        &cfg,
-        rewind::model::device::default_device(),
-        "cpu",
-        &opts(tmp.path(), None),
-    )
-    .unwrap()
-    .unwrap();
+    let s = finish(&cfg, tmp.path());
     // the complete solver solves every (solvable) test problem
     assert_eq!(s.after_stage["search"]["test/search-exact/verifier"], 1.0);
     // no model involved: the same problems and seeds give the same score

@@ -63,6 +63,19 @@ pub(crate) fn opts(root: &Path, stop_after: Option<u64>) -> RunOptions {
     }
 }
 
+/// Runs `spec` to the end on the CPU under `root` (quiet, no stop) and
+/// returns its summary.
+pub(crate) fn finish(spec: &RunSpec, root: &Path) -> rewind::experiment::summary::Summary {
+    run(
+        spec,
+        rewind::model::device::default_device(),
+        "cpu",
+        &opts(root, None),
+    )
+    .unwrap()
+    .unwrap()
+}
+
 /// Rows without wall-clock measurements (elapsed_s, tokens_per_s,
 /// seconds_per_problem), which legitimately differ between runs.
 pub(crate) fn rows(dir: &Path) -> Vec<(String, u64, String, String, f64)> {
@@ -242,25 +255,11 @@ fn a_null_or_truncated_summary_never_breaks_a_rerun_or_the_merge() {
     rewind::plot::plot_sweep(&tmp.path().join("tiny")).unwrap();
 
     // rerunning reads the null as NaN and re-evaluates the truncated run
-    let s = run(
-        b,
-        rewind::model::device::default_device(),
-        "cpu",
-        &opts(tmp.path(), None),
-    )
-    .unwrap()
-    .unwrap();
+    let s = finish(b, tmp.path());
     let before: rewind::experiment::summary::Summary = serde_json::from_str(&text_b).unwrap();
     assert_eq!(s.after_stage, before.after_stage);
     assert_eq!(s.val_loss, before.val_loss);
-    let s = run(
-        a,
-        rewind::model::device::default_device(),
-        "cpu",
-        &opts(tmp.path(), None),
-    )
-    .unwrap()
-    .unwrap();
+    let s = finish(a, tmp.path());
     assert!(s.val_loss.is_nan());
     assert_eq!(run_sweep(&sweep, &sweep_opts).unwrap().finished, 2);
 }

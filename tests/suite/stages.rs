@@ -9,7 +9,7 @@ use rewind::experiment::run::{run, run_dir};
 use rewind::experiment::sweep::RunSpec;
 use rewind::tasks::registry;
 
-use crate::run::{assert_resume_is_exact_for, opts, rows, TINY};
+use crate::run::{assert_resume_is_exact_for, finish, opts, rows, TINY};
 
 /// A JSONL file of `n` training problems of TINY's task, half labelled
 /// correct (their true answers) and half incorrect (a wrong answer).
@@ -69,14 +69,7 @@ fn file_stage_and_probes_fill_the_stage_by_probe_table() {
         PROBES,
     );
     let cfg = RunSpec::single(&ExperimentConfig::from_toml(&text).unwrap()).unwrap();
-    let s = run(
-        &cfg,
-        rewind::model::device::default_device(),
-        "cpu",
-        &opts(tmp.path(), None),
-    )
-    .unwrap()
-    .unwrap();
+    let s = finish(&cfg, tmp.path());
     let sample = "test/sample2_t0.8_p0.9/exact_match";
     for stage in ["pretrain", "finetune"] {
         let row = &s.after_stage[stage];
@@ -229,14 +222,7 @@ name = "test_em"
 "#;
     let cfg = RunSpec::single(&ExperimentConfig::from_toml(text).unwrap()).unwrap();
     let tmp = tempfile::tempdir().unwrap();
-    let s = run(
-        &cfg,
-        rewind::model::device::default_device(),
-        "cpu",
-        &opts(tmp.path(), None),
-    )
-    .unwrap()
-    .unwrap();
+    let s = finish(&cfg, tmp.path());
     let probe = "test/greedy/verifier";
     assert_eq!(s.n[probe], 6);
     assert!((0.0..=1.0).contains(&s.exact_match[probe]));
@@ -265,14 +251,7 @@ fn sequencematch_stage_trains_on_noised_data_and_rollouts() {
     let tmp = tempfile::tempdir().unwrap();
     let text = sequencematch_config("chi2_mix", "ground_truth");
     let cfg = RunSpec::single(&ExperimentConfig::from_toml(&text).unwrap()).unwrap();
-    let s = run(
-        &cfg,
-        rewind::model::device::default_device(),
-        "cpu",
-        &opts(tmp.path(), None),
-    )
-    .unwrap()
-    .unwrap();
+    let s = finish(&cfg, tmp.path());
     let rows = rows(&run_dir(&cfg, tmp.path()));
     // two refreshes of the buffer (steps 0 and 5 of the stage)
     let refreshes = rows
@@ -331,14 +310,7 @@ task = { kind = "arithmetic", base = 7, digits = [1, 1], long_digits = [2, 2], t
 "#;
     let text = config_with("{ source = \"task\" }", probes);
     let cfg = RunSpec::single(&ExperimentConfig::from_toml(&text).unwrap()).unwrap();
-    let s = run(
-        &cfg,
-        rewind::model::device::default_device(),
-        "cpu",
-        &opts(tmp.path(), None),
-    )
-    .unwrap()
-    .unwrap();
+    let s = finish(&cfg, tmp.path());
     assert_eq!(s.n["arithmetic/test"], 10);
     assert_eq!(s.n["val"], 20);
     assert!(s.after_stage["pretrain"].contains_key("arithmetic/test"));
