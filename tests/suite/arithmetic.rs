@@ -76,7 +76,7 @@ fn config_strategy() -> impl Strategy<Value = ArithmeticConfig> {
         0u32..=2,
         0u32..=3,
         0u32..=2,
-        any::<[bool; 5]>(),
+        any::<[bool; 6]>(),
         1usize..=3,
     )
         .prop_map(|(base, dmin, dspan, gap, lspan, flags, ops_pick)| {
@@ -84,7 +84,7 @@ fn config_strategy() -> impl Strategy<Value = ArithmeticConfig> {
             let dmax = dmin + dspan;
             let lmin = (dmax + 1 + gap).min(cap);
             let lmax = (lmin + lspan).min(cap);
-            let [signed, pad_operands, reverse_answer, pad_answer, explicit_signs] = flags;
+            let [signed, pad_operands, reverse_answer, pad_answer, explicit_signs, to_long] = flags;
             let ops = match ops_pick {
                 1 => vec![Op::Add],
                 2 => vec![Op::Sub],
@@ -97,6 +97,7 @@ fn config_strategy() -> impl Strategy<Value = ArithmeticConfig> {
                 ops,
                 signed,
                 pad_operands,
+                pad_to_long: pad_operands && to_long,
                 reverse_answer,
                 pad_answer,
                 explicit_signs,
@@ -123,7 +124,7 @@ proptest! {
     ) {
         let task = format_only(cfg.clone());
         let base = cfg.base;
-        let width = if long { cfg.long_digits[1] } else { cfg.digits[1] } as usize;
+        let width = if long || cfg.pad_to_long { cfg.long_digits[1] } else { cfg.digits[1] } as usize;
         let limit = (base as i64).pow(width as u32); // operands below base^width
         let pick = |unit: f64, neg: bool| {
             let v = ((unit * limit as f64) as i64).min(limit - 1);
@@ -537,4 +538,78 @@ fn bad_configs_name_their_key() {
         ..d()
     };
     assert!(ArithmeticTask::new(ok, 0).is_ok());
+}
+
+#[test]
+fn pad_to_long_gives_every_split_the_long_layout() {
+    let cfg = ArithmeticConfig {
+        base: 7,
+        digits: [1, 3],
+        long_digits: [4, 4],
+        ops: vec![Op::Add, Op::Sub],
+        signed: true,
+        explicit_signs: true,
+        pad_to_long: true,
+        val_size: 20,
+        test_size: 20,
+        long_size: 20,
+        ..ArithmeticConfig::default()
+    };
+    let task = ArithmeticTask::new(cfg.clone(), 0).expect("valid config");
+    assert_eq!(
+        task.problem(25, Op::Add, -133, false).prompt,
+        "b7:+0034+-0250="
+    );
+    let mut rng = StdRng::seed_from_u64(1);
+    let train = task.sample_train(&mut rng);
+    let long = &task.split(Split::Long)[0];
+    let test = &task.split(Split::Test)[0];
+    for p in [&train, test] {
+        assert_eq!(
+            p.prompt.len(),
+            long.prompt.len(),
+            "{} vs {}",
+            p.prompt,
+            long.prompt
+        );
+        assert_eq!(
+            p.answer.len(),
+            long.answer.len(),
+            "{} vs {}",
+            p.answer,
+            long.answer
+        );
+        // still the values of the question
+        let (_, a, _, _, b) = decode_prompt(&p.prompt, 7);
+        assert_eq!((a, b), (p.a, p.b));
+    }
+    // without it, training prompts are shorter than long ones
+    let plain = ArithmeticTask::new(
+        ArithmeticConfig {
+            pad_to_long: false,
+            ..cfg.clone()
+        },
+        0,
+    )
+    .expect("valid config");
+    assert!(plain.problem(25, Op::Add, -133, false).prompt.len() < long.prompt.len());
+    // a default config's resolved text does not mention the key (run ids stay)
+    assert!(!toml::to_string(&ArithmeticConfig::default())
+        .unwrap()
+        .contains("pad_to_long"));
+    // and it needs padded operands
+    let err = ArithmeticTask::new(
+        ArithmeticConfig {
+            pad_operands: false,
+            ..cfg
+        },
+        0,
+    )
+    .err()
+    .expect("pad_to_long without pad_operands is an error")
+    .to_string();
+    assert!(
+        err.contains("pad_to_long") && err.contains("pad_operands"),
+        "{err}"
+    );
 }

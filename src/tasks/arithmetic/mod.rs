@@ -169,6 +169,14 @@ pub struct ArithmeticConfig {
     /// train/val/test, `long_digits[1]` for long), so each digit position
     /// always sits at the same offset in the prompt. Default `true`.
     pub pad_operands: bool,
+    /// Pad every split to the `long` split's width (`long_digits[1]`), not
+    /// only the long split: training questions then have the long layout
+    /// (`+0025` in a 4-digit setting) and `long` questions differ only in
+    /// their leading digits, so a model with absolute positions can reach
+    /// them (no unseen position); without it `long` prompts are longer than
+    /// any training prompt. Needs `pad_operands`. Default `false`.
+    #[serde(skip_serializing_if = "is_false")]
+    pub pad_to_long: bool,
     /// Write the answer's digits least-significant first (a sign, if any,
     /// stays in front), so the model emits digits in the order carries
     /// propagate. Default `true`.
@@ -202,6 +210,7 @@ impl Default for ArithmeticConfig {
             ops: vec![Op::Add],
             signed: false,
             pad_operands: true,
+            pad_to_long: false,
             reverse_answer: true,
             pad_answer: true,
             explicit_signs: false,
@@ -210,6 +219,10 @@ impl Default for ArithmeticConfig {
             long_size: 500,
         }
     }
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// Shorthand for a configuration error.
@@ -278,6 +291,14 @@ impl ArithmeticConfig {
         }
         if dmax > max_digits {
             return Err(invalid("arithmetic.digits", digits_value, cap_reason()));
+        }
+
+        if self.pad_to_long && !self.pad_operands {
+            return Err(invalid(
+                "arithmetic.pad_to_long",
+                true,
+                "needs arithmetic.pad_operands = true (it sets the width operands are padded to)",
+            ));
         }
 
         let [lmin, lmax] = self.long_digits;
@@ -489,7 +510,8 @@ impl ArithmeticTask {
     }
 
     /// Formats `a op b` as a problem. `long` selects the long split's pad
-    /// width (`long_digits[1]` instead of `digits[1]`).
+    /// width (`long_digits[1]` instead of `digits[1]`; every split uses it
+    /// with `pad_to_long`).
     ///
     /// Formatting only: any operands are accepted, and numbers wider than
     /// the pad width are written in full, never truncated.
@@ -632,7 +654,7 @@ impl ArithmeticTask {
 
     /// Operand pad width of the train/val/test (`false`) or long (`true`) split.
     fn operand_width(&self, long: bool) -> usize {
-        if long {
+        if long || self.cfg.pad_to_long {
             self.cfg.long_digits[1] as usize
         } else {
             self.cfg.digits[1] as usize

@@ -196,7 +196,7 @@ pub(super) fn axis_figure(
         let (title, y_label, y_range) = column.labels(&columns[s].0);
         plots.push(LinePlot {
             title,
-            x_label: axis.path.clone(),
+            x_label: axis.title(),
             y_label,
             series,
             bands,

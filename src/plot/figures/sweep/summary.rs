@@ -41,8 +41,53 @@ impl SweepAxis {
         match self.numeric {
             Some(true) => XScale::Log,
             Some(false) => XScale::Linear,
-            None => XScale::Categorical(self.values.clone()),
+            None => XScale::Categorical(shorten_categories(&self.values).0),
         }
+    }
+
+    /// The axis title: its path, plus the prefix cut from its category
+    /// labels, if any (`stages.1.objective (labels without "sequencematch-")`).
+    pub(super) fn title(&self) -> String {
+        match (self.numeric, shorten_categories(&self.values).1) {
+            (None, Some(prefix)) => format!("{} (labels without \"{prefix}\")", self.path),
+            _ => self.path.clone(),
+        }
+    }
+}
+
+/// Category labels this long or shorter are never shortened.
+const SHORT_LABEL: usize = 10;
+
+/// Category labels without the `-`-ended first segment that several of
+/// them share (`sequencematch-kl`, `sequencematch-js` -> `kl`, `js`), and
+/// that segment; unchanged (None) when all labels are short (at most
+/// [`SHORT_LABEL`] characters), no segment is shared, or cutting it would
+/// make two labels equal or one empty. Table-valued axes (objective
+/// tables) give long labels like these, which overlap side by side.
+pub(super) fn shorten_categories(values: &[String]) -> (Vec<String>, Option<String>) {
+    if values.iter().all(|v| v.chars().count() <= SHORT_LABEL) {
+        return (values.to_vec(), None);
+    }
+    let first = |v: &String| v.split_once('-').map(|(head, _)| format!("{head}-"));
+    let mut best: Option<(usize, String)> = None;
+    for prefix in values.iter().filter_map(first) {
+        let n = values.iter().filter(|v| v.starts_with(&prefix)).count();
+        if n >= 2 && best.as_ref().is_none_or(|(m, _)| n > *m) {
+            best = Some((n, prefix));
+        }
+    }
+    let Some((_, prefix)) = best else {
+        return (values.to_vec(), None);
+    };
+    let cut: Vec<String> = values
+        .iter()
+        .map(|v| v.strip_prefix(&prefix).unwrap_or(v).to_string())
+        .collect();
+    let unique = cut.iter().collect::<std::collections::HashSet<_>>().len() == cut.len();
+    if unique && cut.iter().all(|c| !c.is_empty()) {
+        (cut, Some(prefix))
+    } else {
+        (values.to_vec(), None)
     }
 }
 
@@ -338,5 +383,30 @@ mod tests {
         );
         let (v, n) = axis_values(&["kl", "tv", "kl"]);
         assert_eq!((v, n), (vec!["kl".to_string(), "tv".to_string()], None));
+    }
+
+    #[test]
+    fn shared_label_prefixes_are_cut_only_when_labels_stay_distinct() {
+        let owned = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let objectives = owned(&[
+            "mle",
+            "sequencematch-kl",
+            "sequencematch-js",
+            "sequencematch-chi2_mix-0.9",
+        ]);
+        let (cut, prefix) = shorten_categories(&objectives);
+        assert_eq!(cut, ["mle", "kl", "js", "chi2_mix-0.9"]);
+        assert_eq!(prefix.as_deref(), Some("sequencematch-"));
+        // short labels stay as they are
+        let short = owned(&["sft", "uft-0.01", "uft-0.1", "cpo-0.1"]);
+        assert_eq!(shorten_categories(&short), (short.clone(), None));
+        // cutting would merge `a-x` with the plain `x`, or empty a label
+        for v in [
+            &["x_long_label", "a-x_long_label", "a-y"][..],
+            &["a-", "a-y_long_label"][..],
+            &["kl_long_label", "js"][..],
+        ] {
+            assert_eq!(shorten_categories(&owned(v)), (owned(v), None), "{v:?}");
+        }
     }
 }
