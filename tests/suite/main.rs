@@ -12,6 +12,7 @@ mod countdown;
 mod countdown_build;
 mod countdown_paper;
 mod countdown_task;
+mod fault_campaign;
 mod fine_tune;
 mod fused;
 mod grad_check;
