@@ -168,14 +168,15 @@ fn campaign(kills: usize, seed: u64) -> usize {
         "summary + metrics and checkpoint of 4 runs"
     );
 
-    // Kill times drawn up to the uninterrupted sweep's wall time: most land
-    // while training (a resumed process starts behind), some during start-up.
+    // Kill times drawn up to 30% of the uninterrupted sweep's wall time, so
+    // that most kills land before the sweep is done: during start-up,
+    // training, checkpoint writes, stage boundaries and the summary.
     let killed = dir.path().join("killed");
     let mut rng = StdRng::seed_from_u64(seed);
     let mut landed = 0;
     for _ in 0..kills {
         let mut child = rewind(&config, &killed).spawn().unwrap();
-        let delay = uninterrupted.mul_f64(rng.gen_range(0.0..1.0));
+        let delay = uninterrupted.mul_f64(rng.gen_range(0.0..0.3));
         std::thread::sleep(delay.max(Duration::from_millis(1)));
         if child.try_wait().unwrap().is_none() {
             child.kill().unwrap(); // SIGKILL
