@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Markdown tables of a learning-and-forgetting sweep (experiments/uft_countdown.toml)
-from its results/<name>/summary.csv: mean ± sd over seeds per stage-2 objective
-and learning rate, of one-pass success (greedy, best-of-n), model-guided search
+from its results/<name>/summary.csv: mean ± sd over seeds per grid point (every
+swept axis but the seed: objective and learning rate, or mixing ratio), of one-pass success (greedy, best-of-n), model-guided search
 success (beam), forgetting (search success after stage 1 minus after stage 2),
 and wall time per problem; plus the stage-1 model and the symbolic baselines.
 
@@ -50,8 +50,7 @@ def main():
     sample = next((p for p in probes if "/sample" in p), None)
     beam = next((p for p in probes if "/beam" in p), None)
     symbolic = [p for p in probes if "/search-" in p]
-    lr_col = next(c for c in cols if c.startswith("axis:") and c.endswith(".lr"))
-    obj_col = next(c for c in cols if c.startswith("axis:") and c.endswith(".objective"))
+    axis_cols = [c for c in cols if c.startswith("axis:") and c != "axis:experiment.seed"]
     model_probes = [p for p in (greedy, sample, beam) if p]
     short = {greedy: "greedy", sample: "best-of-n", beam: "beam"}
 
@@ -93,12 +92,17 @@ def main():
     groups = defaultdict(list)
     order = []
     for r in rows:
-        k = (r[obj_col], r[lr_col])
+        k = tuple(r[c] for c in axis_cols)
         if k not in groups:
             order.append(k)
         groups[k].append(r)
-    order.sort(key=lambda k: (k[0], float(k[1])))
-    head = ["objective", "lr"]
+
+    def sort_key(k):
+        return tuple((0, float(v), "") if v.replace(".", "", 1).replace("e-", "", 1).isdigit()
+                     else (1, 0.0, v) for v in k)
+
+    order.sort(key=sort_key)
+    head = [c.split(".")[-1] for c in axis_cols]
     for p in model_probes:
         head.append(f"{short[p]} after {last}")
     if beam:
@@ -112,7 +116,7 @@ def main():
     print("|" + "---|" * len(head))
     for k in order:
         rs = groups[k]
-        cells = [k[0], k[1]]
+        cells = list(k)
         for p in model_probes:
             cells.append(ms([num(r, f"final:{p}") for r in rs]))
         if beam:
