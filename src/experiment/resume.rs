@@ -98,6 +98,9 @@ pub fn load<D: Device<f32>>(
         run_dir: path.parent().unwrap_or(Path::new(".")).to_path_buf(),
     };
     let ck = Checkpoint::read(path).map_err(unusable)?;
+    // the model first: a checkpoint of another model is named as such, not
+    // by whatever else of its metadata differs
+    ck.check_model(&model.cfg).map_err(unusable)?;
     let pos = (|| {
         Ok::<_, CheckpointError>(Position {
             stage: meta_value(&ck, "stage")?,

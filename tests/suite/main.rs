@@ -7,6 +7,7 @@ mod arithmetic;
 mod backspace;
 mod beam;
 mod cache;
+mod checkpoint;
 mod config;
 mod countdown;
 mod countdown_build;
