@@ -90,10 +90,10 @@ enum Command {
         /// Questions in the compact task format, e.g. "b10:12+34=".
         #[arg(required = true)]
         prompts: Vec<String>,
-        /// 0 = greedy; > 0 samples at this temperature.
-        #[arg(long, default_value_t = 0.0)]
+        /// 0 = greedy; > 0 samples at this temperature (a finite number).
+        #[arg(long, default_value_t = 0.0, allow_hyphen_values = true)]
         temperature: f32,
-        /// Samples per prompt (useful with --temperature).
+        /// Samples per prompt (useful with --temperature), >= 1.
         #[arg(long, default_value_t = 1)]
         num: usize,
         /// Sampling seed.

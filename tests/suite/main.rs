@@ -13,6 +13,7 @@ mod countdown;
 mod countdown_build;
 mod countdown_paper;
 mod countdown_task;
+mod diverged;
 mod fine_tune;
 mod fused;
 mod grad_check;
