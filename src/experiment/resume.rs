@@ -116,7 +116,7 @@ pub fn load<D: Device<f32>>(
         return Err(unusable(CheckpointError::Damaged {
             path: path.to_path_buf(),
             what: format!(
-                "its position (stage {}, step {} of the stage) lies outside the config's stages",
+                "its position (stage index {} with {} of its steps done) lies outside the config's stages",
                 pos.stage, pos.step_in_stage
             ),
         })

@@ -263,3 +263,34 @@ fn a_null_or_truncated_summary_never_breaks_a_rerun_or_the_merge() {
     assert!(s.val_loss.is_nan());
     assert_eq!(run_sweep(&sweep, &sweep_opts).unwrap().finished, 2);
 }
+
+#[test]
+fn an_error_at_a_step_names_it_as_metrics_csv_numbers_it() {
+    // stage 2 trains on rollouts kept only when correct: a model after two
+    // steps never answers correctly, so its first step (global step 3, the
+    // row after metrics.csv's last) fails drawing its batch
+    let text = TINY
+        .replace("steps = 24", "steps = 2")
+        .replace("warmup_steps = 4", "warmup_steps = 0")
+        .replace(
+            "name = \"finetune\"",
+            "name = \"finetune\"\ndata = { source = \"rollouts\", keep = \"correct\" }",
+        );
+    let spec = RunSpec::single(&ExperimentConfig::from_toml(&text).unwrap()).unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let dev = rewind::model::device::default_device();
+    let e = run(&spec, dev, "cpu", &opts(root.path(), None))
+        .err()
+        .expect("no correct rollout");
+    let msg = format!("{e:#}");
+    let last = rows(&run_dir(&spec, root.path()))
+        .iter()
+        .map(|r| r.1)
+        .max()
+        .unwrap();
+    assert_eq!(last, 2);
+    assert!(
+        msg.starts_with("stage finetune, step 3: drawing the batch: no rollout passed"),
+        "{msg}"
+    );
+}
