@@ -283,11 +283,17 @@ pub fn plot_command(dir: &Path) -> Result<()> {
 
 /// `rewind list`: the experiment kinds and the configs in `dir`.
 pub fn list_command(dir: &Path) -> Result<()> {
-    println!("experiment kinds:");
+    list(dir, &mut std::io::stdout().lock())
+}
+
+/// [`list_command`], written to `out`. A config's runs are counted from its
+/// axis lengths, so a grid of a million runs costs nothing to list.
+pub fn list(dir: &Path, out: &mut dyn Write) -> Result<()> {
+    writeln!(out, "experiment kinds:")?;
     for k in registry::KINDS {
-        println!("  {:<12} {}", k.name, k.description);
+        writeln!(out, "  {:<12} {}", k.name, k.description)?;
     }
-    println!("\nconfigs in {}:", dir.display());
+    writeln!(out, "\nconfigs in {}:", dir.display())?;
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("reading {}", dir.display()))?
         .flatten()
@@ -304,12 +310,13 @@ pub fn list_command(dir: &Path) -> Result<()> {
             Ok(cfg) => {
                 // counted from the axis lengths: a large grid is not built
                 let runs = sweep::plan(&cfg).map(|g| g.len()).unwrap_or(0);
-                println!(
+                writeln!(
+                    out,
                     "  {name:<28} {:<11} {runs:>3} run(s)  {}",
                     cfg.experiment.kind, cfg.experiment.description
-                );
+                )?;
             }
-            Err(_) => println!("  {name:<28} (not an experiment config: a data config or invalid; `rewind run --dry-run` tells)"),
+            Err(_) => writeln!(out, "  {name:<28} (not an experiment config: a data config or invalid; `rewind run --dry-run` tells)")?,
         }
     }
     Ok(())

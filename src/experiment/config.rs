@@ -263,7 +263,10 @@ impl ExperimentConfig {
         }
         self.model.validate().map_err(anyhow::Error::msg)?;
         let kind = crate::tasks::registry::kind(&self.experiment.kind)?;
-        for s in &self.eval.splits {
+        for (i, s) in self.eval.splits.iter().enumerate() {
+            if self.eval.splits[..i].contains(s) {
+                bail!("eval.splits: {s:?} is given twice; list each split once");
+            }
             if !kind.splits.contains(&s.as_str()) {
                 bail!(
                     "eval.splits: unknown split {s:?} (allowed for {}: {})",

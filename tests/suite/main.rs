@@ -3,6 +3,7 @@
 //! took ~9 minutes to build on 2 cores; one takes a fraction of that).
 //! Run one file's tests with `cargo test --test suite fused::`.
 
+mod alloc_count;
 mod arithmetic;
 mod backspace;
 mod beam;

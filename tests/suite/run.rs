@@ -294,3 +294,44 @@ fn an_error_at_a_step_names_it_as_metrics_csv_numbers_it() {
         "{msg}"
     );
 }
+
+#[test]
+fn resuming_over_a_metrics_file_cut_short_is_an_error_not_a_gap() {
+    let spec = RunSpec::single(&ExperimentConfig::from_toml(TINY).unwrap()).unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let dev = rewind::model::device::default_device();
+    assert!(run(&spec, dev.clone(), "cpu", &opts(root.path(), Some(13)))
+        .unwrap()
+        .is_none());
+    let path = run_dir(&spec, root.path()).join("metrics.csv");
+    let text = std::fs::read_to_string(&path).unwrap();
+    // the rows after step 5 are lost (a copy cut short, a disk that filled)
+    let cut: String = text
+        .lines()
+        .filter(|l| {
+            l.split(',')
+                .nth(1)
+                .and_then(|s| s.parse::<u64>().ok())
+                .is_none_or(|s| s <= 5)
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&path, &cut).unwrap();
+    let msg = format!(
+        "{:#}",
+        run(&spec, dev, "cpu", &opts(root.path(), None))
+            .err()
+            .expect("resumed over missing rows")
+    );
+    assert!(
+        msg.contains("metrics.csv")
+            && msg.contains("5 of the checkpoint's 13 steps")
+            && msg.contains("--fresh"),
+        "{msg}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        cut,
+        "the file was changed"
+    );
+}
