@@ -214,8 +214,7 @@ impl ExperimentConfig {
     /// Reads, parses and validates a config; every error names the file,
     /// and the key where there is one.
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        let text = crate::text_file::read_text(path).context("cannot read the config file")?;
         Self::from_toml(&text).with_context(|| format!("invalid config {}", path.display()))
     }
 

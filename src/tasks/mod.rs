@@ -127,6 +127,8 @@ pub fn from_value<T: serde::de::DeserializeOwned>(value: toml::Value, section: &
             (_, "") => path,
             _ => format!("{section}.{path}"),
         };
-        anyhow::anyhow!("{at}: {}", e.inner())
+        // the message alone: toml's Display adds "in `key`" on a line of
+        // its own, and the key is already named in front
+        anyhow::anyhow!("{at}: {}", e.inner().message().trim())
     })
 }
