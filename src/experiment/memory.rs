@@ -40,7 +40,8 @@ const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
 /// A run that would need more memory than the machine has.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 #[error(
-    "{key} = {value}: {what} would need about {}, more than {limit_name} ({}); lower {key}{also}",
+    "{key} = {value}: {what} would need about {}, more than {limit_name} ({}); lower {key}, or the \
+     model's size (model.d_model, d_ff, n_layers, max_len)",
     gib(*need),
     gib(*limit)
 )]
@@ -54,9 +55,8 @@ pub struct TooBig {
     pub need: f64,
     /// The limit in bytes.
     pub limit: f64,
-    pub limit_name: String,
-    /// Other keys that shrink the need, e.g. `, or the model's size`.
-    pub also: String,
+    /// What the limit is: the machine's memory or the default.
+    pub limit_name: &'static str,
 }
 
 fn gib(bytes: f64) -> impl fmt::Display {
@@ -64,7 +64,7 @@ fn gib(bytes: f64) -> impl fmt::Display {
 }
 
 /// The memory limit: the machine's total memory, and how to name it.
-pub fn limit() -> (f64, String) {
+pub fn limit() -> (f64, &'static str) {
     let total = std::fs::read_to_string("/proc/meminfo")
         .ok()
         .and_then(|text| {
@@ -73,8 +73,8 @@ pub fn limit() -> (f64, String) {
             Some(kib * 1024.0)
         });
     match total {
-        Some(bytes) => (bytes, "this machine's memory".into()),
-        None => (FALLBACK_LIMIT, "the default limit".into()),
+        Some(bytes) => (bytes, "this machine's memory"),
+        None => (FALLBACK_LIMIT, "the default limit"),
     }
 }
 
@@ -99,7 +99,11 @@ fn activation_bytes(cfg: &ExperimentConfig, rows: f64) -> f64 {
 
 /// Checks `cfg` against `limit` bytes (named `limit_name`); the error
 /// names the key whose value is too large.
-pub fn check_against(cfg: &ExperimentConfig, limit: f64, limit_name: &str) -> Result<(), TooBig> {
+pub fn check_against(
+    cfg: &ExperimentConfig,
+    limit: f64,
+    limit_name: &'static str,
+) -> Result<(), TooBig> {
     let params = params_bytes(cfg);
     let too_big = |key: String, value: String, what: String, need: f64| TooBig {
         key,
@@ -107,8 +111,7 @@ pub fn check_against(cfg: &ExperimentConfig, limit: f64, limit_name: &str) -> Re
         what,
         need,
         limit,
-        limit_name: limit_name.to_string(),
-        also: ", or the model's size (model.d_model, d_ff, n_layers, max_len)".into(),
+        limit_name,
     };
     for (i, st) in cfg.stages.iter().enumerate() {
         let pairs = matches!(
@@ -146,7 +149,7 @@ pub fn check_against(cfg: &ExperimentConfig, limit: f64, limit_name: &str) -> Re
 /// [`check_against`] the machine's memory ([`limit`]).
 pub fn check(cfg: &ExperimentConfig) -> Result<(), TooBig> {
     let (limit, name) = limit();
-    check_against(cfg, limit, &name)
+    check_against(cfg, limit, name)
 }
 
 #[cfg(test)]

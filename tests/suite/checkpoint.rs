@@ -53,9 +53,12 @@ fn tensor_range(bytes: &[u8], name: &str) -> std::ops::Range<usize> {
     8 + n + s..8 + n + e
 }
 
-/// The ways a checkpoint file gets damaged, each with a phrase its error
-/// must contain.
-fn damages() -> Vec<(&'static str, fn(&mut Vec<u8>), &'static str)> {
+/// A way a checkpoint file gets damaged: its name, the damage, and a
+/// phrase its error must contain.
+type Damage = (&'static str, fn(&mut Vec<u8>), &'static str);
+
+/// The ways a checkpoint file gets damaged.
+fn damages() -> Vec<Damage> {
     vec![
         (
             "flipped bytes in a tensor",

@@ -279,9 +279,7 @@ fn an_error_at_a_step_names_it_as_metrics_csv_numbers_it() {
     let spec = RunSpec::single(&ExperimentConfig::from_toml(&text).unwrap()).unwrap();
     let root = tempfile::tempdir().unwrap();
     let dev = rewind::model::device::default_device();
-    let e = run(&spec, dev, "cpu", &opts(root.path(), None))
-        .err()
-        .expect("no correct rollout");
+    let e = run(&spec, dev, "cpu", &opts(root.path(), None)).expect_err("no correct rollout");
     let msg = format!("{e:#}");
     let last = rows(&run_dir(&spec, root.path()))
         .iter()
@@ -319,9 +317,7 @@ fn resuming_over_a_metrics_file_cut_short_is_an_error_not_a_gap() {
     std::fs::write(&path, &cut).unwrap();
     let msg = format!(
         "{:#}",
-        run(&spec, dev, "cpu", &opts(root.path(), None))
-            .err()
-            .expect("resumed over missing rows")
+        run(&spec, dev, "cpu", &opts(root.path(), None)).expect_err("resumed over missing rows")
     );
     assert!(
         msg.contains("metrics.csv")
