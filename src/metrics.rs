@@ -38,8 +38,8 @@ pub const HEADER: &str = "stage,step,split,metric,value,elapsed_s";
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 #[error(
     "{}: has the training loss of {found} of the checkpoint's {steps} steps (the file was cut \
-     short or rows were removed); resuming would leave a gap in the run's curves and results. \
-     Rerun `rewind run` with --fresh to train the run again (or delete the run folder)",
+     short or rows were removed); resuming would leave a gap in the run's curves and results, \
+     so the run has to be trained again",
     path.display()
 )]
 pub struct MetricsGap {
@@ -258,7 +258,7 @@ mod tests {
         assert_eq!((gap.found, gap.steps), (2, 3));
         let msg = format!("{e:#}");
         assert!(
-            msg.contains("metrics.csv") && msg.contains("--fresh"),
+            msg.contains("metrics.csv") && msg.contains("trained again"),
             "{msg}"
         );
         // the file is left as it was, for the user to look at

@@ -9,7 +9,7 @@ use anyhow::{bail, Context, Result};
 use crate::data::vocab;
 use crate::eval::{generate_cached, Decoding};
 use crate::experiment::config::ExperimentConfig;
-use crate::experiment::run::{run, RunOptions};
+use crate::experiment::run::{retrain_hint, run, RunOptions};
 use crate::experiment::state::run_state;
 use crate::experiment::sweep::{self, RunSpec, SweepOptions};
 use crate::model::decode::CachedDecoder;
@@ -91,7 +91,10 @@ pub fn dry_run(config: &Path, args: &RunArgs, out: &mut dyn Write) -> Result<()>
         let dir = crate::experiment::run::run_dir(&spec, &args.results);
         let state = run_state(&dir);
         *counts.entry(state.word()).or_default() += 1;
-        let why = state.detail().map_or(String::new(), |d| format!("  ({d})"));
+        let retrain = retrain_hint(Some(config), &dir, grid.len() > 1);
+        let why = state
+            .detail(&retrain)
+            .map_or(String::new(), |d| format!("  ({d})"));
         writeln!(
             out,
             "{:>4}  {:<9} {}{why}",

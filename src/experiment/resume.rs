@@ -73,16 +73,14 @@ pub fn save<D: Device<f32>>(
 /// it: the run's earlier steps are lost with it, so the way on is to train
 /// the run again.
 #[derive(Debug, Error)]
-#[error(
-    "{cause}; the run cannot resume from it: rerun `rewind run` with --fresh to train it again \
-     from the start (or delete {})",
-    run_dir.display()
-)]
+#[error("{cause}; the run cannot resume from it: {retrain}")]
 pub struct UnusableCheckpoint {
     /// What is wrong with the file (it names the file).
     pub cause: CheckpointError,
-    /// The run's folder.
-    pub run_dir: std::path::PathBuf,
+    /// How to train the run again, e.g. "rerun `rewind run CONFIG --fresh`
+    /// (or delete <run folder>)"; [`crate::experiment::run::run`] words it
+    /// for a single run or a sweep's.
+    pub retrain: String,
 }
 
 /// Loads the checkpoint at `path` into `model`; returns the position and,
@@ -93,9 +91,13 @@ pub fn load<D: Device<f32>>(
     cfg: &ExperimentConfig,
     model: &mut Transformer<D>,
 ) -> Result<(Position, Option<AdamW<D>>)> {
+    let dir = path.parent().unwrap_or(Path::new("."));
     let unusable = |cause| UnusableCheckpoint {
         cause,
-        run_dir: path.parent().unwrap_or(Path::new(".")).to_path_buf(),
+        retrain: format!(
+            "to train it again, rerun `rewind run` with --fresh (or delete {})",
+            dir.display()
+        ),
     };
     let ck = Checkpoint::read(path).map_err(unusable)?;
     // the model first: a checkpoint of another model is named as such, not

@@ -519,7 +519,10 @@ pub fn run<D: Backend>(
                     ),
                     Ok(()) => {}
                     // said even with --quiet: nothing else would tell
-                    Err(e) => warn(opts, damaged_final_checkpoint(&s.run_id, &dir, &e)),
+                    Err(e) => warn(
+                        opts,
+                        damaged_final_checkpoint(&s.run_id, &e, &retrain_of(opts, &dir)),
+                    ),
                 }
                 return Ok(Some(s));
             }
@@ -587,8 +590,12 @@ pub fn run<D: Backend>(
         }
     }
     let (mut pos, mut resumed_opt) = if ckpt_path.exists() {
-        let (p, o) = resume::load(&ckpt_path, cfg, &mut model)?;
-        (p, o)
+        resume::load(&ckpt_path, cfg, &mut model).map_err(|mut e| {
+            if let Some(u) = e.downcast_mut::<resume::UnusableCheckpoint>() {
+                u.retrain = retrain_of(opts, &dir);
+            }
+            e
+        })?
     } else {
         (Position::default(), None)
     };
@@ -597,7 +604,12 @@ pub fn run<D: Backend>(
         shared = None;
     }
     let resume_step = ckpt_path.exists().then(|| pos.global(cfg));
-    let log = MetricsLog::open(&dir.join("metrics.csv"), resume_step)?;
+    let log = MetricsLog::open(&dir.join("metrics.csv"), resume_step).map_err(|e| {
+        match e.downcast_ref::<crate::metrics::MetricsGap>() {
+            Some(gap) => anyhow::anyhow!("{gap}; {}", retrain_of(opts, &dir)),
+            None => e,
+        }
+    })?;
     let total: u64 = cfg.stages.iter().map(|s| s.steps).sum();
     let pb = match (&opts.progress, opts.quiet) {
         (_, true) => ProgressBar::hidden(),
@@ -821,6 +833,12 @@ pub fn run<D: Backend>(
     Ok(Some(summary))
 }
 
+/// [`retrain_hint`] for a run started with `opts` (sweeps share first
+/// stages; single runs do not).
+fn retrain_of(opts: &RunOptions, dir: &Path) -> String {
+    retrain_hint(opts.config_path.as_deref(), dir, opts.share_first_stage)
+}
+
 /// Prints a warning on stderr whatever `quiet` says, above the progress
 /// bars when there are some.
 fn warn(opts: &RunOptions, msg: String) {
@@ -830,12 +848,29 @@ fn warn(opts: &RunOptions, msg: String) {
     }
 }
 
+/// How to train the run in `dir` again, for messages about a run that
+/// cannot go on: `rewind run CONFIG --fresh` for a single run; for a run of
+/// a sweep (`in_sweep`) deleting its folder, as `--fresh` would retrain
+/// every run of the sweep.
+pub fn retrain_hint(config: Option<&Path>, dir: &Path, in_sweep: bool) -> String {
+    let config = config.map_or("CONFIG".into(), |c| c.display().to_string());
+    match in_sweep {
+        true => format!(
+            "to train this run again, delete {} and rerun `rewind run {config}` (--fresh would \
+             retrain every run of the sweep)",
+            dir.display()
+        ),
+        false => format!(
+            "to train it again, rerun `rewind run {config} --fresh` (or delete {})",
+            dir.display()
+        ),
+    }
+}
+
 /// What to say about a finished run whose checkpoint fails the cheap check.
-pub fn damaged_final_checkpoint(run_id: &str, dir: &Path, e: &dyn std::fmt::Display) -> String {
+fn damaged_final_checkpoint(run_id: &str, e: &dyn std::fmt::Display, retrain: &str) -> String {
     format!(
         "run {run_id} is finished and its results (summary.json, metrics.csv) are valid, but its \
-         checkpoint is not usable: {e}; `rewind sample` cannot read it. To train the run again: \
-         rerun `rewind run` with --fresh (or delete {})",
-        dir.display()
+         checkpoint is not usable: {e}; `rewind sample` cannot read it; {retrain}"
     )
 }

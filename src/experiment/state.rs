@@ -37,13 +37,11 @@ impl RunState {
     }
 
     /// What to add after the word: the failure's reason, or what is wrong
-    /// with the checkpoint, with how to retrain.
-    pub fn detail(&self) -> Option<String> {
+    /// with the checkpoint followed by `retrain` (how to train it again).
+    pub fn detail(&self, retrain: &str) -> Option<String> {
         match self {
             RunState::Failed(reason) => Some(reason.clone()),
-            RunState::FinishedDamaged(what) => Some(format!(
-                "finished, but {what}; rerun with --fresh to train it again"
-            )),
+            RunState::FinishedDamaged(what) => Some(format!("finished, but {what}; {retrain}")),
             _ => None,
         }
     }

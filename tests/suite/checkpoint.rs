@@ -239,6 +239,18 @@ fn resuming_a_damaged_checkpoint_says_how_to_retrain() {
         msg.contains("max_len 16 (checkpoint) vs 24 (config)") && msg.contains("--fresh"),
         "{msg}"
     );
+    // a run of a sweep: --fresh would retrain the whole sweep, so the hint
+    // is to delete this run's folder
+    std::fs::write(&path, &good[..100]).unwrap();
+    let in_sweep = rewind::experiment::run::RunOptions {
+        share_first_stage: true,
+        ..opts(root.path(), None)
+    };
+    let msg = format!("{:#}", run(&spec, dev, "cpu", &in_sweep).err().unwrap());
+    assert!(
+        msg.contains("delete") && msg.contains("--fresh would retrain every run of the sweep"),
+        "{msg}"
+    );
     // restored, the run resumes and finishes
     std::fs::write(&path, &good).unwrap();
     finish(&spec, root.path());
