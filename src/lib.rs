@@ -19,4 +19,5 @@ pub mod model;
 pub mod objectives;
 pub mod plot;
 pub mod tasks;
+pub mod text_file;
 pub mod train;

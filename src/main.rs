@@ -90,10 +90,10 @@ enum Command {
         /// Questions in the compact task format, e.g. "b10:12+34=".
         #[arg(required = true)]
         prompts: Vec<String>,
-        /// 0 = greedy; > 0 samples at this temperature.
-        #[arg(long, default_value_t = 0.0)]
+        /// 0 = greedy; > 0 samples at this temperature (a finite number).
+        #[arg(long, default_value_t = 0.0, allow_hyphen_values = true)]
         temperature: f32,
-        /// Samples per prompt (useful with --temperature).
+        /// Samples per prompt (useful with --temperature), >= 1.
         #[arg(long, default_value_t = 1)]
         num: usize,
         /// Sampling seed.
@@ -101,9 +101,10 @@ enum Command {
         seed: u64,
     },
     /// Solve a Countdown or Game-of-24 puzzle exactly: prints one expression that uses each
-    /// number once and equals the target, or `no solution`. Countdown rules: + * and exact /,
-    /// subtraction larger-minus-smaller, all intermediates positive integers. `--game24`: exactly
-    /// 4 numbers in 1..13, target 24, rational intermediates allowed.
+    /// number once and equals the target, or `no solution`. Countdown rules (the paper's): + *
+    /// and exact / (never by 0), subtraction larger-minus-smaller, so every intermediate is a
+    /// non-negative integer; 0 is allowed (`4+4*(9-9)` makes 4). `--game24`: exactly 4 numbers
+    /// in 1..13, target 24, rational intermediates allowed.
     Solve {
         /// The input numbers, e.g. `25 5 5 33`.
         #[arg(required = true)]

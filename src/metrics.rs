@@ -13,7 +13,11 @@
 //!
 //! Rows are appended and flushed as they are measured. On resume the file
 //! is cut back to the checkpoint's step, so a resumed run's log equals an
-//! uninterrupted one.
+//! uninterrupted one. A file with fewer rows than the checkpoint's step
+//! (cut short, or rows deleted) is an error on resume ([`MetricsGap`]):
+//! the missing measurements cannot be recomputed without retraining, and
+//! resuming over them would leave a silent gap in the curves and in the
+//! per-stage results read back from this file.
 //!
 //! This module is the one reader of metrics.csv ([`read`], with the `csv`
 //! crate; the plots use it too). It is a leaf: it uses nothing else in the
@@ -27,6 +31,24 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
 pub const HEADER: &str = "stage,step,split,metric,value,elapsed_s";
+
+/// A metrics.csv that lacks rows a resumed run needs: the training loss,
+/// logged at every step, is missing for some of the steps up to the
+/// checkpoint's.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error(
+    "{}: has the training loss of {found} of the checkpoint's {steps} steps (the file was cut \
+     short or rows were removed); resuming would leave a gap in the run's curves and results, \
+     so the run has to be trained again",
+    path.display()
+)]
+pub struct MetricsGap {
+    pub path: PathBuf,
+    /// Steps with a training-loss row.
+    pub found: u64,
+    /// The checkpoint's global step.
+    pub steps: u64,
+}
 
 /// Columns [`read`] requires. `elapsed_s` may be missing (it reads as 0), so
 /// hand-written files still load and plot.
@@ -54,10 +76,24 @@ impl MetricsLog {
     /// Opens `path` for a run resuming after `keep_through_step` (None: a
     /// fresh run, the file is truncated). Rows after that step, written
     /// after the last checkpoint by an interrupted session, are dropped.
+    /// The training loss must be there for every step through
+    /// `keep_through_step` ([`MetricsGap`] otherwise).
     pub fn open(path: &Path, keep_through_step: Option<u64>) -> Result<Self> {
         let mut text = format!("{HEADER}\n");
-        if let (Some(limit), true) = (keep_through_step, path.exists()) {
-            text.push_str(&rows_through(path, limit)?);
+        if let Some(limit) = keep_through_step {
+            let (rows, found) = match path.exists() {
+                true => rows_through(path, limit)?,
+                false => (String::new(), 0),
+            };
+            if found < limit {
+                return Err(MetricsGap {
+                    path: path.to_path_buf(),
+                    found,
+                    steps: limit,
+                }
+                .into());
+            }
+            text.push_str(&rows);
         }
         crate::atomic::write_atomic(path, text.as_bytes())?;
         let file = OpenOptions::new()
@@ -85,24 +121,30 @@ impl MetricsLog {
 
 /// The data rows of the metrics.csv at `path` measured at or before step
 /// `limit`, as CSV text (the same text as in the file, for rows [`MetricsLog`]
-/// wrote). A row cut short, by a session killed while writing it, is dropped.
-fn rows_through(path: &Path, limit: u64) -> Result<String> {
+/// wrote), and the number of steps through `limit` with a training-loss
+/// row. A row cut short, by a session killed while writing it, is dropped.
+fn rows_through(path: &Path, limit: u64) -> Result<(String, u64)> {
     let mut reader = csv::ReaderBuilder::new()
         .flexible(true)
         .from_path(path)
         .with_context(|| format!("reading {}", path.display()))?;
     let header = reader.headers().map_err(|e| csv_error(path, e))?.clone();
-    let step_col = header.iter().position(|h| h == "step").unwrap_or(1);
+    let col = |name: &str, default: usize| header.iter().position(|h| h == name).unwrap_or(default);
+    let (step_col, split_col, metric_col) = (col("step", 1), col("split", 2), col("metric", 3));
     let mut out = csv::Writer::from_writer(Vec::new());
+    let mut trained = std::collections::BTreeSet::new();
     for record in reader.records() {
         let record = record.map_err(|e| csv_error(path, e))?;
         let step = record.get(step_col).and_then(|s| s.parse::<u64>().ok());
-        if record.len() == header.len() && matches!(step, Some(s) if s <= limit) {
+        if let (true, Some(s)) = (record.len() == header.len(), step.filter(|&s| s <= limit)) {
             out.write_record(&record)?;
+            if record.get(split_col) == Some("train") && record.get(metric_col) == Some("loss") {
+                trained.insert(s);
+            }
         }
     }
     let bytes = out.into_inner().map_err(|e| anyhow!("{e}"))?;
-    Ok(String::from_utf8(bytes)?)
+    Ok((String::from_utf8(bytes)?, trained.len() as u64))
 }
 
 /// Reads every row of a metrics.csv (columns by name, in any order; fields
@@ -185,7 +227,9 @@ mod tests {
     fn resume_keeps_rows_through_the_step_verbatim() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("metrics.csv");
-        let kept = format!("{HEADER}\ns,1,train,loss,2.5,0.100\ns,2,val,exact_match,0.5,0.200\n");
+        let kept = format!(
+            "{HEADER}\ns,1,train,loss,2.5,0.100\ns,2,train,loss,2.0,0.150\ns,2,val,exact_match,0.5,0.200\n"
+        );
         // step 3 was written after the checkpoint; the last row is cut short.
         std::fs::write(
             &path,
@@ -199,6 +243,35 @@ mod tests {
         assert_eq!(
             std::fs::read_to_string(&path).unwrap(),
             format!("{HEADER}\n")
+        );
+    }
+
+    #[test]
+    fn resume_over_missing_rows_is_an_error_naming_the_gap() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("metrics.csv");
+        // the training loss of step 2 of 3 is gone
+        let text = format!("{HEADER}\ns,1,train,loss,2.5,0.1\ns,3,train,loss,1.5,0.3\n");
+        std::fs::write(&path, &text).unwrap();
+        let e = MetricsLog::open(&path, Some(3)).err().unwrap();
+        let gap = e.downcast_ref::<MetricsGap>().expect("a MetricsGap");
+        assert_eq!((gap.found, gap.steps), (2, 3));
+        let msg = format!("{e:#}");
+        assert!(
+            msg.contains("metrics.csv") && msg.contains("trained again"),
+            "{msg}"
+        );
+        // the file is left as it was, for the user to look at
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
+        // a missing file, with a checkpoint at step 3, is the same gap
+        std::fs::remove_file(&path).unwrap();
+        assert!(MetricsLog::open(&path, Some(3)).is_err());
+        // through step 1 nothing is missing
+        std::fs::write(&path, &text).unwrap();
+        drop(MetricsLog::open(&path, Some(1)).unwrap());
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            format!("{HEADER}\ns,1,train,loss,2.5,0.1\n")
         );
     }
 

@@ -1,6 +1,7 @@
 //! What the CLI subcommands do (main.rs only parses arguments).
 
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -8,7 +9,8 @@ use anyhow::{bail, Context, Result};
 use crate::data::vocab;
 use crate::eval::{generate_cached, Decoding};
 use crate::experiment::config::ExperimentConfig;
-use crate::experiment::run::{run, RunOptions};
+use crate::experiment::run::{retrain_hint, run, RunOptions};
+use crate::experiment::state::run_state;
 use crate::experiment::sweep::{self, RunSpec, SweepOptions};
 use crate::model::decode::CachedDecoder;
 use crate::model::device;
@@ -28,8 +30,98 @@ pub struct RunArgs {
     pub quiet: bool,
 }
 
+/// Grids up to this many runs are listed run by run by `--dry-run`, each
+/// with its state; larger ones show their first and last runs (building
+/// each run's config and id takes about 0.1 ms, and a million-run grid
+/// listed in full took 98 s and 4 GB).
+pub const DRY_RUN_LIST_ALL: usize = 1000;
+
+/// Runs shown at each end of a grid too large to list in full.
+const DRY_RUN_ENDS: usize = 5;
+
+/// `rewind run CONFIG --dry-run`: the runs of the grid (of the shard) and
+/// where each stands, written to `out`. A grid of more than
+/// [`DRY_RUN_LIST_ALL`] runs is counted from its axis lengths and shows its
+/// first and last runs only; no run is built but those shown.
+pub fn dry_run(config: &Path, args: &RunArgs, out: &mut dyn Write) -> Result<()> {
+    let cfg = ExperimentConfig::from_file(config)?;
+    let grid =
+        sweep::plan(&cfg).with_context(|| format!("invalid sweep in {}", config.display()))?;
+    // the grid indices of the selection, without listing them
+    let (first, step) = args.shard.unwrap_or((0, 1));
+    let selected = grid.len().saturating_sub(first).div_ceil(step);
+    let index = |k: usize| first + k * step;
+    writeln!(
+        out,
+        "{}: {} run(s){}; axes: {}",
+        grid.name,
+        grid.len(),
+        args.shard.map_or(String::new(), |(i, n)| format!(
+            ", shard {i}/{n} has {selected}"
+        )),
+        if grid.axes.is_empty() {
+            "none".to_string()
+        } else {
+            grid.axes
+                .iter()
+                .map(|a| format!("{} ({} values)", a.path, a.values.len()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    )?;
+    let shown: Vec<usize> = if selected <= DRY_RUN_LIST_ALL {
+        (0..selected).collect()
+    } else {
+        (0..DRY_RUN_ENDS)
+            .chain(selected - DRY_RUN_ENDS..selected)
+            .collect()
+    };
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for (n, &k) in shown.iter().enumerate() {
+        if n == DRY_RUN_ENDS && selected > DRY_RUN_LIST_ALL {
+            writeln!(
+                out,
+                "   ... {} more run(s) ...",
+                selected - 2 * DRY_RUN_ENDS
+            )?;
+        }
+        let spec = grid
+            .spec(index(k))
+            .with_context(|| format!("invalid sweep in {}", config.display()))?;
+        let dir = crate::experiment::run::run_dir(&spec, &args.results);
+        let state = run_state(&dir);
+        *counts.entry(state.word()).or_default() += 1;
+        let retrain = retrain_hint(Some(config), &dir, grid.len() > 1);
+        let why = state
+            .detail(&retrain)
+            .map_or(String::new(), |d| format!("  ({d})"));
+        writeln!(
+            out,
+            "{:>4}  {:<9} {}{why}",
+            spec.index,
+            state.word(),
+            dir.display()
+        )?;
+    }
+    let counts: Vec<String> = counts.iter().map(|(k, v)| format!("{v} {k}")).collect();
+    if selected > DRY_RUN_LIST_ALL {
+        writeln!(
+            out,
+            "of the {} run(s) shown: {} (states are listed for grids of up to {DRY_RUN_LIST_ALL} runs)",
+            shown.len(),
+            counts.join(", ")
+        )?;
+    } else {
+        writeln!(out, "{}", counts.join(", "))?;
+    }
+    Ok(())
+}
+
 /// `rewind run CONFIG`: one run, or a sweep of runs.
 pub fn run_command(config: &Path, args: &RunArgs) -> Result<()> {
+    if args.dry_run {
+        return dry_run(config, args, &mut std::io::stdout().lock());
+    }
     let cfg = ExperimentConfig::from_file(config)?;
     let sw =
         sweep::expand(&cfg).with_context(|| format!("invalid sweep in {}", config.display()))?;
@@ -37,49 +129,6 @@ pub fn run_command(config: &Path, args: &RunArgs) -> Result<()> {
         Some(s) => sweep::shard(&sw.runs, s),
         None => sw.runs.iter().collect(),
     };
-    if args.dry_run {
-        println!(
-            "{}: {} run(s){}; axes: {}",
-            sw.name,
-            sw.runs.len(),
-            args.shard.map_or(String::new(), |(i, n)| format!(
-                ", shard {i}/{n} has {}",
-                selected.len()
-            )),
-            if sw.axes.is_empty() {
-                "none".to_string()
-            } else {
-                sw.axes
-                    .iter()
-                    .map(|a| format!("{} ({} values)", a.path, a.values.len()))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            }
-        );
-        let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
-        for spec in selected {
-            let dir = crate::experiment::run::run_dir(spec, &args.results);
-            let reason = std::fs::read_to_string(dir.join(sweep::ERROR_FILE)).ok();
-            let state = if dir.join("summary.json").exists() {
-                "finished"
-            } else if reason.is_some() {
-                "failed"
-            } else if dir.join("checkpoint.safetensors").exists() {
-                "partial"
-            } else {
-                "new"
-            };
-            *counts.entry(state).or_default() += 1;
-            let why = match (state, &reason) {
-                ("failed", Some(r)) => format!("  ({})", r.lines().next().unwrap_or("")),
-                _ => String::new(),
-            };
-            println!("{:>4}  {:<9} {}{why}", spec.index, state, dir.display());
-        }
-        let counts: Vec<String> = counts.iter().map(|(k, v)| format!("{v} {k}")).collect();
-        println!("{}", counts.join(", "));
-        return Ok(());
-    }
     if std::env::var_os("RAYON_NUM_THREADS").is_none() {
         // Measured (issue 4 note): a single small-model run is fastest on
         // every core; concurrent runs each take an equal share.
@@ -89,6 +138,7 @@ pub fn run_command(config: &Path, args: &RunArgs) -> Result<()> {
     }
     if sw.runs.len() == 1 && args.shard.is_none() {
         let opts = RunOptions {
+            config_path: Some(config.to_path_buf()),
             results_root: args.results.clone(),
             fresh: args.fresh,
             require_resume: args.resume,
@@ -107,6 +157,7 @@ pub fn run_command(config: &Path, args: &RunArgs) -> Result<()> {
         bail!("--resume applies to a single run; a sweep always resumes unfinished runs");
     }
     let opts = SweepOptions {
+        config_path: Some(config.to_path_buf()),
         results_root: args.results.clone(),
         fresh: args.fresh,
         jobs: args.jobs,
@@ -139,6 +190,15 @@ pub fn run_command(config: &Path, args: &RunArgs) -> Result<()> {
             100.0 * min,
             100.0 * max
         );
+    }
+    if !report.diverged.is_empty() {
+        println!(
+            "{} run(s) diverged (a loss not finite; training stopped there, column diverged_at_step of summary.csv):",
+            report.diverged.len()
+        );
+        for (id, step) in &report.diverged {
+            println!("  {id}: from step {step}");
+        }
     }
     println!("summary: {}", report.summary_csv.display());
     match plots {
@@ -226,11 +286,17 @@ pub fn plot_command(dir: &Path) -> Result<()> {
 
 /// `rewind list`: the experiment kinds and the configs in `dir`.
 pub fn list_command(dir: &Path) -> Result<()> {
-    println!("experiment kinds:");
+    list(dir, &mut std::io::stdout().lock())
+}
+
+/// [`list_command`], written to `out`. A config's runs are counted from its
+/// axis lengths, so a grid of a million runs costs nothing to list.
+pub fn list(dir: &Path, out: &mut dyn Write) -> Result<()> {
+    writeln!(out, "experiment kinds:")?;
     for k in registry::KINDS {
-        println!("  {:<12} {}", k.name, k.description);
+        writeln!(out, "  {:<12} {}", k.name, k.description)?;
     }
-    println!("\nconfigs in {}:", dir.display());
+    writeln!(out, "\nconfigs in {}:", dir.display())?;
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("reading {}", dir.display()))?
         .flatten()
@@ -245,13 +311,15 @@ pub fn list_command(dir: &Path) -> Result<()> {
             .unwrap_or_default();
         match ExperimentConfig::from_file(&f) {
             Ok(cfg) => {
-                let runs = sweep::expand(&cfg).map(|s| s.runs.len()).unwrap_or(0);
-                println!(
+                // counted from the axis lengths: a large grid is not built
+                let runs = sweep::plan(&cfg).map(|g| g.len()).unwrap_or(0);
+                writeln!(
+                    out,
                     "  {name:<28} {:<11} {runs:>3} run(s)  {}",
                     cfg.experiment.kind, cfg.experiment.description
-                );
+                )?;
             }
-            Err(_) => println!("  {name:<28} (not an experiment config: a data config or invalid; `rewind run --dry-run` tells)"),
+            Err(_) => writeln!(out, "  {name:<28} (not an experiment config: a data config or invalid; `rewind run --dry-run` tells)")?,
         }
     }
     Ok(())
@@ -265,6 +333,12 @@ pub fn sample_command(
     num: usize,
     seed: u64,
 ) -> Result<()> {
+    if !(temperature.is_finite() && temperature >= 0.0) {
+        bail!("--temperature {temperature}: must be a finite number >= 0 (0 = greedy)");
+    }
+    if num == 0 {
+        bail!("--num 0: give at least 1 sample per prompt");
+    }
     let ck = Checkpoint::read(checkpoint)?;
     let cfg_text = ck
         .meta
@@ -290,7 +364,7 @@ pub fn sample_command(
             .with_context(|| format!("prompt {text:?}"))?;
         let ids = vocab::encode(&prompt)?;
         let budget = task.max_answer_len() + 4;
-        for g in generate_cached(&decoder, &vec![ids; num.max(1)], budget, decoding, &mut rng) {
+        for g in generate_cached(&decoder, &vec![ids; num], budget, decoding, &mut rng) {
             let out = vocab::decode(&g.output)?;
             let verdict = match &expected {
                 Some(e) if g.finished && &out == e => format!("correct; expected {e}"),

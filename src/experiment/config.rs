@@ -214,8 +214,7 @@ impl ExperimentConfig {
     /// Reads, parses and validates a config; every error names the file,
     /// and the key where there is one.
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        let text = crate::text_file::read_text(path).context("cannot read the config file")?;
         Self::from_toml(&text).with_context(|| format!("invalid config {}", path.display()))
     }
 
@@ -263,7 +262,10 @@ impl ExperimentConfig {
         }
         self.model.validate().map_err(anyhow::Error::msg)?;
         let kind = crate::tasks::registry::kind(&self.experiment.kind)?;
-        for s in &self.eval.splits {
+        for (i, s) in self.eval.splits.iter().enumerate() {
+            if self.eval.splits[..i].contains(s) {
+                bail!("eval.splits: {s:?} is given twice; list each split once");
+            }
             if !kind.splits.contains(&s.as_str()) {
                 bail!(
                     "eval.splits: unknown split {s:?} (allowed for {}: {})",

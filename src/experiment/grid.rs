@@ -183,8 +183,25 @@ impl RunSpec {
     }
 }
 
-/// Expands a config's sweep into its runs. Errors name the sweep key.
-pub fn expand(cfg: &ExperimentConfig) -> Result<Sweep> {
+/// A config's grid, planned but not built: its axes and the base config.
+/// The number of runs comes from the axis lengths, and a run is built only
+/// when asked for by index ([`Grid::spec`]), so a grid of a million runs
+/// costs nothing until its runs are used (`rewind run --dry-run`,
+/// `rewind list`).
+#[derive(Clone, Debug)]
+pub struct Grid {
+    pub name: String,
+    pub axes: Vec<Axis>,
+    /// The resolved config without `[sweep]` and seed list, as a value the
+    /// axes' values are written into.
+    base: toml::Value,
+    len: usize,
+}
+
+/// Plans a config's sweep: checks the axes (each a list of distinct values
+/// at a path the config has, no two overlapping) and counts the runs,
+/// without building them. Errors name the sweep key.
+pub fn plan(cfg: &ExperimentConfig) -> Result<Grid> {
     let mut pairs = Vec::new();
     flatten("", &cfg.sweep, &mut pairs)?;
     pairs.sort_by(|a, b| a.0.cmp(&b.0));
@@ -255,56 +272,97 @@ pub fn expand(cfg: &ExperimentConfig) -> Result<Sweep> {
     for a in &axes {
         lookup(&mut base_value.clone(), &a.path)?;
     }
+    let len = axes
+        .iter()
+        .try_fold(1usize, |n, a| n.checked_mul(a.values.len()))
+        .context("[sweep]: the grid has more runs than can be counted; use fewer values")?;
+    Ok(Grid {
+        name: cfg.experiment.name.clone(),
+        axes,
+        base: base_value,
+        len,
+    })
+}
 
-    let total: usize = axes.iter().map(|a| a.values.len()).product();
-    let mut runs = Vec::with_capacity(total);
-    let mut ids = std::collections::HashMap::new();
-    for index in 0..total {
+impl Grid {
+    /// The number of runs: the product of the axis lengths.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Never true: a grid without axes is the one run of its config.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Builds run `index` (0-based, first axis slowest, seed fastest):
+    /// its config resolved and validated, and its id.
+    pub fn spec(&self, index: usize) -> Result<RunSpec> {
+        if index >= self.len {
+            bail!("run {index} of a grid of {} runs", self.len);
+        }
         // mixed-radix digits, first axis slowest
         let mut rem = index;
-        let mut picks = vec![0; axes.len()];
-        for (i, a) in axes.iter().enumerate().rev() {
+        let mut picks = vec![0; self.axes.len()];
+        for (i, a) in self.axes.iter().enumerate().rev() {
             picks[i] = rem % a.values.len();
             rem /= a.values.len();
         }
-        let assignments: Vec<(String, toml::Value)> = axes
+        let assignments: Vec<(String, toml::Value)> = self
+            .axes
             .iter()
             .zip(&picks)
             .map(|(a, &p)| (a.path.clone(), a.values[p].clone()))
             .collect();
-        let mut v = base_value.clone();
+        let mut v = self.base.clone();
         for (path, value) in &assignments {
             *lookup(&mut v, path)? = value.clone();
         }
-        let point = || {
-            assignments
-                .iter()
-                .map(|(p, v)| format!("{p} = {v}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
+        let point = || point_text(&assignments);
         let mut run_cfg: ExperimentConfig =
-            from_value(v, "config").with_context(|| format!("sweep point [{}]", point()))?;
+            from_value(v, "").with_context(|| format!("sweep point [{}]", point()))?;
         run_cfg
             .resolve()
             .with_context(|| format!("sweep point [{}]", point()))?;
         let id = run_id(&run_cfg, &assignments)?;
-        if let Some(twin) = ids.insert(id.clone(), index) {
-            bail!(
-                "sweep point [{}] resolves to the same config as run {twin}; drop one of the values",
-                point()
-            );
-        }
-        runs.push(RunSpec {
+        Ok(RunSpec {
             index,
             assignments,
             cfg: run_cfg,
             id,
-        });
+        })
+    }
+}
+
+/// `stages.0.lr = 0.001, experiment.seed = 1`: a grid point in messages.
+fn point_text(assignments: &[(String, toml::Value)]) -> String {
+    assignments
+        .iter()
+        .map(|(p, v)| format!("{p} = {v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Expands a config's sweep into all its runs ([`plan`], then every
+/// [`Grid::spec`]); two points that resolve to the same config are an
+/// error. Errors name the sweep key.
+pub fn expand(cfg: &ExperimentConfig) -> Result<Sweep> {
+    let grid = plan(cfg)?;
+    let mut runs = Vec::with_capacity(grid.len());
+    let mut ids = std::collections::HashMap::new();
+    for index in 0..grid.len() {
+        let spec = grid.spec(index)?;
+        if let Some(twin) = ids.insert(spec.id.clone(), index) {
+            bail!(
+                "sweep point [{}] resolves to the same config as run {twin}; drop one of the values",
+                point_text(&spec.assignments)
+            );
+        }
+        runs.push(spec);
     }
     Ok(Sweep {
-        name: cfg.experiment.name.clone(),
-        axes,
+        name: grid.name,
+        axes: grid.axes,
         runs,
     })
 }

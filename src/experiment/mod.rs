@@ -6,6 +6,7 @@
 pub mod config;
 pub mod explain;
 pub mod grid;
+pub mod memory;
 pub mod provenance;
 pub mod report;
 pub mod resume;
@@ -13,5 +14,6 @@ pub mod run;
 pub mod search_batches;
 pub mod shared_stage;
 pub mod stage_data;
+pub mod state;
 pub mod summary;
 pub mod sweep;

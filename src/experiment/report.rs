@@ -10,6 +10,12 @@ pub fn summary_text(s: &Summary, results_root: &Path) -> String {
     let mut t = String::new();
     let dir = results_root.join(&s.experiment).join(&s.run_id);
     let _ = writeln!(t, "== {} ({}) ==", s.experiment, s.run_id);
+    if let Some(step) = s.diverged_at_step {
+        let _ = writeln!(
+            t,
+            "DIVERGED: a loss was not finite from step {step} (metrics.csv); training stopped there"
+        );
+    }
     for (split, acc) in &s.exact_match {
         let n = s.n.get(split).copied().unwrap_or(0);
         let _ = writeln!(

@@ -10,13 +10,14 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use dfdx::prelude::*;
+use thiserror::Error;
 
 use crate::experiment::config::ExperimentConfig;
 use crate::experiment::provenance::git_commit;
 use crate::model::Transformer;
-use crate::train::checkpoint::{self, Checkpoint};
+use crate::train::checkpoint::{self, Checkpoint, CheckpointError};
 use crate::train::optim::AdamW;
 
 /// Where a run stands (stored in checkpoint metadata).
@@ -68,32 +69,78 @@ pub fn save<D: Device<f32>>(
     checkpoint::save(path, model, opt, &meta)
 }
 
+/// A run's checkpoint that cannot be resumed from, with what to do about
+/// it: the run's earlier steps are lost with it, so the way on is to train
+/// the run again.
+#[derive(Debug, Error)]
+#[error("{cause}; the run cannot resume from it: {retrain}")]
+pub struct UnusableCheckpoint {
+    /// What is wrong with the file (it names the file).
+    pub cause: CheckpointError,
+    /// How to train the run again, e.g. "rerun `rewind run CONFIG --fresh`
+    /// (or delete <run folder>)"; [`crate::experiment::run::run`] words it
+    /// for a single run or a sweep's.
+    pub retrain: String,
+}
+
 /// Loads the checkpoint at `path` into `model`; returns the position and,
-/// mid-stage, the stage's optimiser.
+/// mid-stage, the stage's optimiser. A damaged checkpoint, or one of
+/// another model, is an [`UnusableCheckpoint`] error.
 pub fn load<D: Device<f32>>(
     path: &Path,
     cfg: &ExperimentConfig,
     model: &mut Transformer<D>,
 ) -> Result<(Position, Option<AdamW<D>>)> {
-    let ck = Checkpoint::read(path)?;
-    let get = |k: &str| {
-        ck.meta
-            .get(k)
-            .cloned()
-            .with_context(|| format!("{}: no `{k}` in metadata", path.display()))
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let unusable = |cause| UnusableCheckpoint {
+        cause,
+        retrain: format!(
+            "to train it again, rerun `rewind run` with --fresh (or delete {})",
+            dir.display()
+        ),
     };
-    let pos = Position {
-        stage: get("stage")?.parse()?,
-        step_in_stage: get("step_in_stage")?.parse()?,
-        elapsed_s: get("elapsed_s")?.parse()?,
-        wall_s: get("wall_s")?.parse()?,
-    };
+    let ck = Checkpoint::read(path).map_err(unusable)?;
+    // the model first: a checkpoint of another model is named as such, not
+    // by whatever else of its metadata differs
+    ck.check_model(&model.cfg).map_err(unusable)?;
+    let pos = (|| {
+        Ok::<_, CheckpointError>(Position {
+            stage: meta_value(&ck, "stage")?,
+            step_in_stage: meta_value(&ck, "step_in_stage")?,
+            elapsed_s: meta_value(&ck, "elapsed_s")?,
+            wall_s: meta_value(&ck, "wall_s")?,
+        })
+    })()
+    .map_err(unusable)?;
+    if pos.stage > cfg.stages.len()
+        || (pos.stage < cfg.stages.len() && pos.step_in_stage >= cfg.stages[pos.stage].steps)
+    {
+        return Err(unusable(CheckpointError::Damaged {
+            path: path.to_path_buf(),
+            what: format!(
+                "its position (stage index {} with {} of its steps done) lies outside the config's stages",
+                pos.stage, pos.step_in_stage
+            ),
+        })
+        .into());
+    }
     if pos.stage < cfg.stages.len() && pos.step_in_stage > 0 {
         let mut opt = AdamW::new(cfg.stages[pos.stage].optimizer.clone(), &model.params());
-        ck.load_into(model, Some(&mut opt))?;
+        ck.load_into(model, Some(&mut opt)).map_err(unusable)?;
         Ok((pos, Some(opt)))
     } else {
-        ck.load_into(model, None)?;
+        ck.load_into(model, None).map_err(unusable)?;
         Ok((pos, None))
     }
+}
+
+/// The metadata entry `key` of `ck`, parsed.
+fn meta_value<T: std::str::FromStr>(ck: &Checkpoint, key: &str) -> Result<T, CheckpointError> {
+    ck.meta
+        .get(key)
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| CheckpointError::Damaged {
+            path: ck.path().to_path_buf(),
+            what: format!("no readable `{key}` in the metadata"),
+        })
 }

@@ -26,7 +26,8 @@ use crate::experiment::resume::{self, global_step, Position};
 use crate::experiment::shared_stage::SharedStage;
 use crate::experiment::stage_data::{RolloutBuffer, StageData};
 use crate::experiment::summary::{
-    final_backspace, final_timing, read_summary, stage_results, StageTiming, Summary,
+    final_backspace, final_timing, first_non_finite_loss, read_summary, stage_results, StageTiming,
+    Summary,
 };
 use crate::metrics::{MetricsLog, Row};
 use crate::model::decode::CachedDecoder;
@@ -35,7 +36,7 @@ use crate::objectives::sequence_logprobs;
 use crate::tasks::{Problem, Task};
 use crate::train::checkpoint;
 use crate::train::optim::{lr_at, AdamW};
-use crate::train::{Backend, StepSpec};
+use crate::train::{Backend, NonFiniteLoss, StepSpec};
 
 /// How a run is started.
 #[derive(Clone, Debug, Default)]
@@ -58,6 +59,21 @@ pub struct RunOptions {
     /// Share the first stage with the other runs of the experiment that
     /// train it alike ([`crate::experiment::shared_stage`]); sweeps do.
     pub share_first_stage: bool,
+    /// The config file the run comes from, named in errors about its
+    /// settings (None: the run folder's `config.toml` is named instead).
+    pub config_path: Option<PathBuf>,
+}
+
+/// How training a stage ended.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum StageEnd {
+    /// Every step of the stage was taken.
+    Done,
+    /// Stopped at `stop_after`, as a kill would leave the run.
+    Stopped,
+    /// The training loss was not finite at this global step (1-based, as
+    /// in metrics.csv); the step made no update.
+    Diverged(u64),
 }
 
 /// The folder of a run: `<root>/<experiment name>/<run id>`.
@@ -253,11 +269,11 @@ impl<D: Backend> Runner<'_, D> {
                 path.display()
             )
         })?;
-        ck.model(model.param(0).device())
+        Ok(ck.model(model.param(0).device())?)
     }
 
-    /// Trains stage `si` from `pos`; returns the new position, whether it
-    /// stopped early (`stop_after`), the training seconds and tokens.
+    /// Trains stage `si` from `pos`; returns the new position, how the
+    /// stage ended, the training seconds and tokens.
     fn train_stage(
         &mut self,
         model: &mut Transformer<D>,
@@ -265,7 +281,7 @@ impl<D: Backend> Runner<'_, D> {
         si: usize,
         mut pos: Position,
         stop_after: Option<u64>,
-    ) -> Result<(Position, bool, f64, usize)> {
+    ) -> Result<(Position, StageEnd, f64, usize)> {
         let st = &self.cfg.stages[si];
         let seed = self.cfg.experiment.seed;
         let data = StageData::open(&st.data, si, self.cfg.model.max_len)?;
@@ -288,8 +304,11 @@ impl<D: Backend> Runner<'_, D> {
         while pos.step_in_stage < st.steps {
             let gstep = global_step(self.cfg, si, pos.step_in_stage);
             if stop_after.is_some_and(|s| gstep >= s) {
-                return Ok((pos, true, train_s, tokens));
+                return Ok((pos, StageEnd::Stopped, train_s, tokens));
             }
+            // the step being taken, numbered as metrics.csv numbers it
+            // (global, 1-based), for every message about it
+            let at = format!("stage {}, step {}", st.name, gstep + 1);
             let t0 = Instant::now();
             // (backspaces, finished) of a buffer refilled for this step,
             // logged with the step's training rows (so a resumed run,
@@ -308,9 +327,7 @@ impl<D: Backend> Runner<'_, D> {
                         pos.step_in_stage,
                         self.max_new,
                     )
-                    .with_context(|| {
-                        format!("stage {} step {}: rollouts", st.name, pos.step_in_stage)
-                    })?;
+                    .with_context(|| format!("{at}: rollouts"))?;
                     refreshed = fresh.then(|| b.stats());
                     let rows = b.draw(seed, si, pos.step_in_stage, rc.batch_size);
                     self.buffer = Some(b);
@@ -330,12 +347,7 @@ impl<D: Backend> Runner<'_, D> {
                     objective.batch_kind(),
                     &policy,
                 )
-                .with_context(|| {
-                    format!(
-                        "stage {} step {}: drawing the batch",
-                        st.name, pos.step_in_stage
-                    )
-                })?;
+                .with_context(|| format!("{at}: drawing the batch"))?;
             if let (Some(frozen), TrainBatch::Pairs(p)) = (&reference, &mut batch) {
                 p.ref_logp = sequence_logprobs(&D::logits(frozen, &p.rows), &p.rows)?;
             }
@@ -348,8 +360,20 @@ impl<D: Backend> Runner<'_, D> {
                 lr,
                 grad_clip: st.grad_clip,
             };
-            let stats = crate::train::train_step(model, opt, &batch, &spec, &mut dropout)
-                .with_context(|| format!("stage {} step {}", st.name, pos.step_in_stage))?;
+            let stats = match crate::train::train_step(model, opt, &batch, &spec, &mut dropout) {
+                Ok(s) => s,
+                Err(e) => match e.downcast_ref::<NonFiniteLoss>() {
+                    // logged like any step's loss, so the summary finds it
+                    // where it finds every other measurement
+                    Some(d) => {
+                        let name = st.name.clone();
+                        self.log(&name, gstep + 1, "train", "loss", d.loss, pos.elapsed_s)?;
+                        self.say(format!("[{name}] step {}: {e}", gstep + 1));
+                        return Ok((pos, StageEnd::Diverged(gstep + 1), train_s, tokens));
+                    }
+                    None => return Err(e.context(at)),
+                },
+            };
             let dt = t0.elapsed().as_secs_f64();
             train_s += dt;
             tokens += batch.rows().num_tokens();
@@ -409,7 +433,7 @@ impl<D: Backend> Runner<'_, D> {
                 self.save(model, opt, pos)?;
             }
         }
-        Ok((pos, false, train_s, tokens))
+        Ok((pos, StageEnd::Done, train_s, tokens))
     }
 }
 
@@ -485,12 +509,20 @@ pub fn run<D: Backend>(
     if summary_path.exists() && !opts.fresh {
         match read_summary(&summary_path) {
             Ok(s) => {
-                if !opts.quiet {
-                    eprintln!(
+                // finished; the checkpoint is checked cheaply (its header and
+                // size, not every byte), as a run is only ever skipped here
+                match checkpoint::check_header(&ckpt_path) {
+                    Ok(()) if !opts.quiet => eprintln!(
                         "run {} already finished ({}); pass --fresh to redo it",
                         s.run_id,
                         dir.display()
-                    );
+                    ),
+                    Ok(()) => {}
+                    // said even with --quiet: nothing else would tell
+                    Err(e) => warn(
+                        opts,
+                        damaged_final_checkpoint(&s.run_id, &e, &retrain_of(opts, &dir)),
+                    ),
                 }
                 return Ok(Some(s));
             }
@@ -504,17 +536,26 @@ pub fn run<D: Backend>(
     }
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     checkpoint::write_atomic(&dir.join("config.toml"), cfg.to_toml()?.as_bytes())?;
+    // errors about the config's settings name the file they come from, as
+    // the config's own validation does
+    let source = opts
+        .config_path
+        .clone()
+        .unwrap_or_else(|| dir.join("config.toml"));
+    let in_config = || format!("invalid config {}", source.display());
+    crate::experiment::memory::check(cfg).with_context(in_config)?;
 
     let kind = crate::tasks::registry::kind(&cfg.experiment.kind)?;
-    let task = (kind.build)(&cfg.data, sub_seed(seed, "data"))?;
+    let task = (kind.build)(&cfg.data, sub_seed(seed, "data")).with_context(in_config)?;
     let need = task.max_seq_len();
     if need > cfg.model.max_len {
-        bail!(
+        return Err(anyhow::anyhow!(
             "model.max_len = {} is too short: the task's longest sequence (incl. the long split, <bos> and <eos>) has {need} tokens",
             cfg.model.max_len
-        );
+        ))
+        .with_context(in_config);
     }
-    let probes = build_probes(cfg, task.as_ref())?;
+    let probes = build_probes(cfg, task.as_ref()).with_context(in_config)?;
     // watched during training: the probe of the task's first split (val)
     // if there is one, else the first probe
     let first_split = task
@@ -549,8 +590,12 @@ pub fn run<D: Backend>(
         }
     }
     let (mut pos, mut resumed_opt) = if ckpt_path.exists() {
-        let (p, o) = resume::load(&ckpt_path, cfg, &mut model)?;
-        (p, o)
+        resume::load(&ckpt_path, cfg, &mut model).map_err(|mut e| {
+            if let Some(u) = e.downcast_mut::<resume::UnusableCheckpoint>() {
+                u.retrain = retrain_of(opts, &dir);
+            }
+            e
+        })?
     } else {
         (Position::default(), None)
     };
@@ -559,7 +604,12 @@ pub fn run<D: Backend>(
         shared = None;
     }
     let resume_step = ckpt_path.exists().then(|| pos.global(cfg));
-    let log = MetricsLog::open(&dir.join("metrics.csv"), resume_step)?;
+    let log = MetricsLog::open(&dir.join("metrics.csv"), resume_step).map_err(|e| {
+        match e.downcast_ref::<crate::metrics::MetricsGap>() {
+            Some(gap) => anyhow::anyhow!("{gap}; {}", retrain_of(opts, &dir)),
+            None => e,
+        }
+    })?;
     let total: u64 = cfg.stages.iter().map(|s| s.steps).sum();
     let pb = match (&opts.progress, opts.quiet) {
         (_, true) => ProgressBar::hidden(),
@@ -604,6 +654,7 @@ pub fn run<D: Backend>(
     ));
 
     let mut wrong = None;
+    let mut diverged = None;
     for si in pos.stage..cfg.stages.len() {
         let st = &cfg.stages[si];
         let mut opt = match resumed_opt.take() {
@@ -617,14 +668,28 @@ pub fn run<D: Backend>(
                 ..pos
             };
         }
-        let (p, stopped, train_s, tokens) =
+        let (p, end, train_s, tokens) =
             r.train_stage(&mut model, &mut opt, si, pos, opts.stop_after)?;
         pos = p;
-        if stopped {
-            pos.wall_s = r.wall_now();
-            r.save(&model, &opt, pos)?;
-            r.pb.abandon();
-            return Ok(None);
+        match end {
+            StageEnd::Done => {}
+            StageEnd::Stopped => {
+                pos.wall_s = r.wall_now();
+                r.save(&model, &opt, pos)?;
+                r.pb.abandon();
+                return Ok(None);
+            }
+            StageEnd::Diverged(step) => {
+                // A diverged run ends here, finished, with its divergence in
+                // summary.json: training on would only repeat the non-finite
+                // loss, and the probes would grade garbage. The weights the
+                // last step left are saved (a finished run always has its
+                // checkpoint; they show what diverged).
+                pos.wall_s = r.wall_now();
+                r.save(&model, &opt, pos)?;
+                diverged = Some(step);
+                break;
+            }
         }
         // end of stage: every probe (the forgetting table), then checkpoint
         let gstep = global_step(cfg, si + 1, 0);
@@ -691,8 +756,13 @@ pub fn run<D: Backend>(
         .iter()
         .map(|p| Example::from_text(&p.prompt, &p.reference))
         .collect::<Result<Vec<_>, _>>()?;
-    let val_loss = eval::mean_nll(&model, &val_examples, batch_size)?;
+    let val_loss = match diverged {
+        // not measured on weights whose training loss was not finite
+        Some(_) => f64::NAN,
+        None => eval::mean_nll(&model, &val_examples, batch_size)?,
+    };
     let wrong = match wrong {
+        _ if diverged.is_some() => vec![],
         Some(w) => w,
         // the last stage finished in an earlier session: the same probe,
         // same problems and seeds, gives the same answers again
@@ -709,6 +779,10 @@ pub fn run<D: Backend>(
     let probe_cfgs: Vec<ProbeConfig> = r.probes.iter().map(|p| p.cfg.clone()).collect();
     let (after_stage, timings): (_, Vec<StageTiming>) = stage_results(cfg, &probe_cfgs, &rows);
 
+    let total_steps = global_step(cfg, cfg.stages.len(), 0);
+    let diverged_at_step = first_non_finite_loss(&rows, &r.probes[monitor].cfg.name)
+        .or(diverged)
+        .or((!val_loss.is_finite()).then_some(total_steps));
     let final_em = after_stage
         .get(&cfg.stages[cfg.stages.len() - 1].name)
         .cloned()
@@ -737,6 +811,7 @@ pub fn run<D: Backend>(
         stages: timings,
         wall_s: r.wall_now(),
         wrong_examples: wrong,
+        diverged_at_step,
     };
     checkpoint::write_atomic(
         &summary_path,
@@ -745,5 +820,57 @@ pub fn run<D: Backend>(
     if let Err(e) = crate::plot::plot_training_run(&dir.join("metrics.csv"), &dir) {
         eprintln!("warning: could not plot {}: {e:#}", dir.display());
     }
+    if let Some(step) = summary.diverged_at_step {
+        warn(
+            opts,
+            format!(
+                "run {} diverged: a loss was not finite from step {step} (see {})",
+                spec.id,
+                dir.join("metrics.csv").display()
+            ),
+        );
+    }
     Ok(Some(summary))
+}
+
+/// [`retrain_hint`] for a run started with `opts` (sweeps share first
+/// stages; single runs do not).
+fn retrain_of(opts: &RunOptions, dir: &Path) -> String {
+    retrain_hint(opts.config_path.as_deref(), dir, opts.share_first_stage)
+}
+
+/// Prints a warning on stderr whatever `quiet` says, above the progress
+/// bars when there are some.
+fn warn(opts: &RunOptions, msg: String) {
+    match &opts.progress {
+        Some(mp) => mp.suspend(|| eprintln!("warning: {msg}")),
+        None => eprintln!("warning: {msg}"),
+    }
+}
+
+/// How to train the run in `dir` again, for messages about a run that
+/// cannot go on: `rewind run CONFIG --fresh` for a single run; for a run of
+/// a sweep (`in_sweep`) deleting its folder, as `--fresh` would retrain
+/// every run of the sweep.
+pub fn retrain_hint(config: Option<&Path>, dir: &Path, in_sweep: bool) -> String {
+    let config = config.map_or("CONFIG".into(), |c| c.display().to_string());
+    match in_sweep {
+        true => format!(
+            "to train this run again, delete {} and rerun `rewind run {config}` (--fresh would \
+             retrain every run of the sweep)",
+            dir.display()
+        ),
+        false => format!(
+            "to train it again, rerun `rewind run {config} --fresh` (or delete {})",
+            dir.display()
+        ),
+    }
+}
+
+/// What to say about a finished run whose checkpoint fails the cheap check.
+fn damaged_final_checkpoint(run_id: &str, e: &dyn std::fmt::Display, retrain: &str) -> String {
+    format!(
+        "run {run_id} is finished and its results (summary.json, metrics.csv) are valid, but its \
+         checkpoint is not usable: {e}; `rewind sample` cannot read it; {retrain}"
+    )
 }

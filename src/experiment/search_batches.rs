@@ -77,7 +77,7 @@ pub fn search_batch(
                 }
             }
             bail!(
-                "stage {si} step {step}: {tries} search problems gave only {} of {want} (successful, failed) pairs",
+                "{tries} search problems gave only {} of {want} (successful, failed) pairs",
                 chosen.len()
             )
         }
@@ -109,13 +109,13 @@ pub fn search_batch(
                 }
             }
             bail!(
-                "stage {si} step {step}: {tries} search problems gave {} of {n_good} successful and {} of {n_bad} failed paths (lower failed_share, or use a strategy mix that fails more often)",
+                "{tries} search problems gave {} of {n_good} successful and {} of {n_bad} failed paths (lower failed_share, or use a strategy mix that fails more often)",
                 good.len(),
                 bad.len()
             )
         }
         BatchKind::Transitions => bail!(
-            "stage {si}: data source \"search\" gives token, labelled or pair batches; this objective trains on transition batches"
+            "data source \"search\" gives token, labelled or pair batches; this objective trains on transition batches"
         ),
     }
 }

@@ -120,21 +120,42 @@ impl SharedStage {
     pub fn publish(&mut self, run_dir: &Path) -> Result<()> {
         self.acquire()?;
         if !self.published() {
-            let tmp = self.dir.with_extension("tmp");
-            if tmp.exists() {
-                std::fs::remove_dir_all(&tmp)
-                    .with_context(|| format!("removing {}", tmp.display()))?;
+            let parent = self.dir.parent().unwrap_or(Path::new("."));
+            let name = self
+                .dir
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("stage");
+            // a name of its own (the lock keeps other runs out, but a
+            // folder of another machine sharing the results tree may not
+            // honour it), removed on any error so a full disk is freed
+            crate::atomic::remove_stale_temps(parent, name);
+            let tmp = crate::atomic::temp_path(parent, name);
+            let copied = copy_files(run_dir, &tmp).and_then(|()| {
+                // a half-written folder is never mistaken for a published one
+                std::fs::rename(&tmp, &self.dir)
+                    .with_context(|| format!("publishing {}", self.dir.display()))
+            });
+            if let Err(e) = copied {
+                let _ = std::fs::remove_dir_all(&tmp);
+                return Err(e);
             }
-            std::fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-            for f in FILES {
-                std::fs::copy(run_dir.join(f), tmp.join(f))
-                    .with_context(|| format!("copying {} to {}", f, tmp.display()))?;
-            }
-            // a half-written folder is never mistaken for a published one
-            std::fs::rename(&tmp, &self.dir)
-                .with_context(|| format!("publishing {}", self.dir.display()))?;
         }
         self.lock = None;
         Ok(())
     }
+}
+
+/// Copies [`FILES`] from `run_dir` into a new folder `to`, each synced to
+/// disk (the rename that publishes them must not outrun their data).
+fn copy_files(run_dir: &Path, to: &Path) -> Result<()> {
+    std::fs::create_dir_all(to).with_context(|| format!("creating {}", to.display()))?;
+    for f in FILES {
+        std::fs::copy(run_dir.join(f), to.join(f))
+            .with_context(|| format!("copying {} to {}", f, to.display()))?;
+        File::open(to.join(f))
+            .and_then(|c| c.sync_all())
+            .with_context(|| format!("syncing {}", to.join(f).display()))?;
+    }
+    Ok(())
 }

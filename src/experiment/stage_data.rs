@@ -464,7 +464,7 @@ impl StageData {
                 }
                 if kept.is_empty() {
                     bail!(
-                        "stage {si} step {step}: no rollout passed keep = {keep:?} in {ROLLOUT_TRIES} x {batch_size} tries (train longer first, or keep = \"all\")"
+                        "no rollout passed keep = {keep:?} in {ROLLOUT_TRIES} x {batch_size} tries (train longer first, or keep = \"all\")"
                     );
                 }
                 kept

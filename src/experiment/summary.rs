@@ -69,6 +69,15 @@ pub struct Summary {
     /// Examples of wrong answers of the report probe (`test` if there is
     /// one): (prompt, expected, got), from the evaluation after the last stage.
     pub wrong_examples: Vec<(String, String, String)>,
+    /// The run diverged: the first step (global, 1-based, as in metrics.csv)
+    /// whose training loss, or the monitored probe's validation loss, was
+    /// not a finite number; `null` for a run that stayed finite. Training
+    /// stops at a non-finite training loss: the stages from there on have
+    /// no `after_stage` entries, `exact_match` is empty and `val_loss` is
+    /// NaN (`null`). A later non-finite validation loss alone does not stop
+    /// training.
+    #[serde(default)]
+    pub diverged_at_step: Option<u64>,
 }
 
 // JSON has no NaN or infinity: serde_json writes a non-finite number as
@@ -107,6 +116,16 @@ pub fn read_summary(path: &std::path::Path) -> anyhow::Result<Summary> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     serde_json::from_str(&text).with_context(|| format!("reading {}", path.display()))
+}
+
+/// The first step at which the training loss, or the loss of probe
+/// `monitor` (the validation probe), is not finite: where a run diverged.
+pub fn first_non_finite_loss(rows: &[Row], monitor: &str) -> Option<u64> {
+    rows.iter()
+        .filter(|r| r.metric == "loss" && (r.split == "train" || r.split == monitor))
+        .filter(|r| !r.value.is_finite())
+        .map(|r| r.step)
+        .min()
 }
 
 /// Names of the per-probe backspace metrics kept in the summary.

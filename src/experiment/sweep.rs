@@ -18,11 +18,13 @@
 //!
 //! `results/<name>/summary.csv` has one row per finished run; columns:
 //! `run_id, index, axis:<path>... , seed, final:<split>..., after:<stage>:<split>...,
-//! backspaces:<split>..., fix_rate:<split>..., seconds_per_problem:<split>..., val_loss, wall_s, ms_per_step, tokens_per_s, num_params, git_commit, rewind_version`
+//! backspaces:<split>..., fix_rate:<split>..., seconds_per_problem:<split>..., val_loss, diverged_at_step, wall_s, ms_per_step, tokens_per_s, num_params, git_commit, rewind_version`
 //! (`final:` = exact match after the last stage; `after:` = after each stage,
 //! the forgetting table); `backspaces:` and `fix_rate:` after the last stage (`<bksp>` per answer; share of deletions that
 //! removed a wrong token, empty without deletions); `seconds_per_problem:`
-//! the probe's wall time per problem after the last stage.
+//! the probe's wall time per problem after the last stage; `diverged_at_step`
+//! the first step whose loss was not finite (empty for a run that stayed
+//! finite; such a run's later `final:` and `after:` cells are empty).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -33,7 +35,7 @@ use anyhow::{Context, Result};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 pub use crate::experiment::grid::{
-    expand, parse_shard, run_id, shard, value_text, Axis, RunSpec, Sweep,
+    expand, parse_shard, plan, run_id, shard, value_text, Axis, Grid, RunSpec, Sweep,
 };
 use crate::experiment::run::{run, run_dir, RunOptions};
 use crate::experiment::shared_stage::{first_stage_key, SHARED_DIR};
@@ -54,6 +56,8 @@ pub struct SweepOptions {
     /// Only this shard `(i, n)` of the grid.
     pub shard: Option<(usize, usize)>,
     pub quiet: bool,
+    /// The config file of the sweep, named in errors about its settings.
+    pub config_path: Option<PathBuf>,
 }
 
 /// What a sweep invocation did.
@@ -69,6 +73,9 @@ pub struct SweepReport {
     pub summary_csv: PathBuf,
     /// Run folders under results/<name>/ that belong to no run of this grid.
     pub stale: Vec<String>,
+    /// Runs of this invocation that diverged, with the step where a loss
+    /// first was not finite (`Summary::diverged_at_step`).
+    pub diverged: Vec<(String, u64)>,
 }
 
 /// Runs (or resumes) the selected runs of `sweep`, `jobs` at a time, then
@@ -100,6 +107,7 @@ pub fn run_sweep(sweep: &Sweep, opts: &SweepOptions) -> Result<SweepReport> {
                 let i = next.fetch_add(1, Ordering::SeqCst);
                 let Some(spec) = selected.get(i) else { break };
                 let ropts = RunOptions {
+                    config_path: opts.config_path.clone(),
                     results_root: opts.results_root.clone(),
                     fresh: opts.fresh,
                     quiet: opts.quiet,
@@ -138,12 +146,21 @@ pub fn run_sweep(sweep: &Sweep, opts: &SweepOptions) -> Result<SweepReport> {
         .filter(|r| finished_ids.contains(&r.id))
         .count();
     let stale = stale_runs(sweep, &opts.results_root)?;
+    let diverged = selected
+        .iter()
+        .filter_map(|r| {
+            let path = run_dir(r, &opts.results_root).join("summary.json");
+            let step = read_summary(&path).ok()?.diverged_at_step?;
+            Some((r.id.clone(), step))
+        })
+        .collect();
     Ok(SweepReport {
         finished,
         selected: selected.len(),
         failed,
         summary_csv,
         stale,
+        diverged,
     })
 }
 
@@ -250,6 +267,7 @@ pub fn write_summary(sweep: &Sweep, root: &Path) -> Result<(PathBuf, Vec<String>
     }
     for c in [
         "val_loss",
+        "diverged_at_step",
         "wall_s",
         "ms_per_step",
         "tokens_per_s",
@@ -298,6 +316,9 @@ pub fn write_summary(sweep: &Sweep, root: &Path) -> Result<(PathBuf, Vec<String>
             / steps.max(1) as f64;
         rec.extend([
             s.val_loss.to_string(),
+            s.diverged_at_step
+                .map(|d| d.to_string())
+                .unwrap_or_default(),
             s.wall_s.to_string(),
             (1000.0 * train_s / steps.max(1) as f64).to_string(),
             tps.to_string(),

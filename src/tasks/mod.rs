@@ -119,11 +119,16 @@ pub trait Task: Send + Sync {
 pub fn from_value<T: serde::de::DeserializeOwned>(value: toml::Value, section: &str) -> Result<T> {
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
-        let at = if path == "." {
-            section.to_string()
-        } else {
-            format!("{section}.{path}")
+        // an empty section: the value is the whole config, and the path
+        // alone is the key as the file spells it
+        let at = match (path.as_str(), section) {
+            (".", "") => "the config".to_string(),
+            (".", _) => section.to_string(),
+            (_, "") => path,
+            _ => format!("{section}.{path}"),
         };
-        anyhow::anyhow!("{at}: {}", e.inner())
+        // the message alone: toml's Display adds "in `key`" on a line of
+        // its own, and the key is already named in front
+        anyhow::anyhow!("{at}: {}", e.inner().message().trim())
     })
 }

@@ -6,4 +6,4 @@ pub mod checkpoint;
 pub mod optim;
 pub mod step;
 
-pub use step::{gradients, reference, train_step, Backend, StepSpec, StepStats};
+pub use step::{gradients, reference, train_step, Backend, NonFiniteLoss, StepSpec, StepStats};

@@ -9,7 +9,7 @@
 //! the composite dfdx graph of [`reference`]. Both apply the same
 //! [`Objective`] to the same logits, so every loss works on every path.
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use dfdx::prelude::*;
 use rayon::prelude::*;
 
@@ -85,9 +85,19 @@ pub fn gradients<D: Backend>(
     D::gradients(model, batch, objective, dropout)
 }
 
+/// A step whose loss is not a finite number: the model has diverged (or
+/// its weights were damaged). The step made no update. The trainer records
+/// it as the run's divergence rather than a failure
+/// ([`crate::experiment::summary::Summary::diverged_at_step`]).
+#[derive(Clone, Copy, Debug, PartialEq, thiserror::Error)]
+#[error("the training loss is {loss}, not a finite number: the model diverged (try a smaller learning rate)")]
+pub struct NonFiniteLoss {
+    pub loss: f64,
+}
+
 fn check_finite(loss: f64) -> Result<()> {
     if !loss.is_finite() {
-        bail!("loss is {loss}; try a smaller learning rate");
+        return Err(NonFiniteLoss { loss }.into());
     }
     Ok(())
 }

@@ -277,9 +277,9 @@ fn parse_prompt_accepts_user_text_and_rejects_bad_text() {
 
     let unsigned_add = format_only(ArithmeticConfig::default());
     let err = unsigned_add.parse_prompt("-1+2=").unwrap_err();
-    assert!(err.to_string().contains("arithmetic.signed"), "{err}");
+    assert!(err.to_string().contains("data.signed"), "{err}");
     let err = unsigned_add.parse_prompt("1-2=").unwrap_err();
-    assert!(err.to_string().contains("arithmetic.ops"), "{err}");
+    assert!(err.to_string().contains("data.ops"), "{err}");
 }
 
 #[test]
@@ -435,21 +435,21 @@ fn config_reads_from_toml_with_defaults() {
 fn bad_configs_name_their_key() {
     let d = ArithmeticConfig::default;
     let cases: Vec<(ArithmeticConfig, &str)> = vec![
-        (ArithmeticConfig { base: 1, ..d() }, "arithmetic.base"),
-        (ArithmeticConfig { base: 37, ..d() }, "arithmetic.base"),
+        (ArithmeticConfig { base: 1, ..d() }, "data.base"),
+        (ArithmeticConfig { base: 37, ..d() }, "data.base"),
         (
             ArithmeticConfig {
                 digits: [3, 1],
                 ..d()
             },
-            "arithmetic.digits",
+            "data.digits",
         ),
         (
             ArithmeticConfig {
                 digits: [0, 2],
                 ..d()
             },
-            "arithmetic.digits",
+            "data.digits",
         ),
         (
             ArithmeticConfig {
@@ -457,43 +457,43 @@ fn bad_configs_name_their_key() {
                 long_digits: [16, 16],
                 ..d()
             },
-            "arithmetic.digits",
+            "data.digits",
         ),
         (
             ArithmeticConfig {
                 long_digits: [3, 4],
                 ..d()
             },
-            "arithmetic.long_digits",
+            "data.long_digits",
         ),
         (
             ArithmeticConfig {
                 long_digits: [5, 4],
                 ..d()
             },
-            "arithmetic.long_digits",
+            "data.long_digits",
         ),
         (
             ArithmeticConfig {
                 long_digits: [4, 15],
                 ..d()
             },
-            "arithmetic.long_digits",
+            "data.long_digits",
         ),
         (
             ArithmeticConfig {
                 long_digits: [4, u32::MAX],
                 ..d()
             },
-            "arithmetic.long_digits",
+            "data.long_digits",
         ),
-        (ArithmeticConfig { ops: vec![], ..d() }, "arithmetic.ops"),
+        (ArithmeticConfig { ops: vec![], ..d() }, "data.ops"),
         (
             ArithmeticConfig {
                 ops: vec![Op::Add, Op::Add],
                 ..d()
             },
-            "arithmetic.ops",
+            "data.ops",
         ),
         (
             // 4 in-distribution questions (0/1 + 0/1): at most 2 held out.
@@ -506,7 +506,7 @@ fn bad_configs_name_their_key() {
                 long_size: 1,
                 ..d()
             },
-            "arithmetic.val_size",
+            "data.val_size",
         ),
         (
             ArithmeticConfig {
@@ -518,7 +518,7 @@ fn bad_configs_name_their_key() {
                 long_size: 3,
                 ..d()
             },
-            "arithmetic.long_size",
+            "data.long_size",
         ),
     ];
     for (cfg, key) in cases {

@@ -3,15 +3,19 @@
 //! took ~9 minutes to build on 2 cores; one takes a fraction of that).
 //! Run one file's tests with `cargo test --test suite fused::`.
 
+mod alloc_count;
 mod arithmetic;
 mod backspace;
+mod bad_input;
 mod beam;
 mod cache;
+mod checkpoint;
 mod config;
 mod countdown;
 mod countdown_build;
 mod countdown_paper;
 mod countdown_task;
+mod diverged;
 mod fault_campaign;
 mod fine_tune;
 mod fused;

@@ -263,3 +263,71 @@ fn a_null_or_truncated_summary_never_breaks_a_rerun_or_the_merge() {
     assert!(s.val_loss.is_nan());
     assert_eq!(run_sweep(&sweep, &sweep_opts).unwrap().finished, 2);
 }
+
+#[test]
+fn an_error_at_a_step_names_it_as_metrics_csv_numbers_it() {
+    // stage 2 trains on rollouts kept only when correct: a model after two
+    // steps never answers correctly, so its first step (global step 3, the
+    // row after metrics.csv's last) fails drawing its batch
+    let text = TINY
+        .replace("steps = 24", "steps = 2")
+        .replace("warmup_steps = 4", "warmup_steps = 0")
+        .replace(
+            "name = \"finetune\"",
+            "name = \"finetune\"\ndata = { source = \"rollouts\", keep = \"correct\" }",
+        );
+    let spec = RunSpec::single(&ExperimentConfig::from_toml(&text).unwrap()).unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let dev = rewind::model::device::default_device();
+    let e = run(&spec, dev, "cpu", &opts(root.path(), None)).expect_err("no correct rollout");
+    let msg = format!("{e:#}");
+    let last = rows(&run_dir(&spec, root.path()))
+        .iter()
+        .map(|r| r.1)
+        .max()
+        .unwrap();
+    assert_eq!(last, 2);
+    assert!(
+        msg.starts_with("stage finetune, step 3: drawing the batch: no rollout passed"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn resuming_over_a_metrics_file_cut_short_is_an_error_not_a_gap() {
+    let spec = RunSpec::single(&ExperimentConfig::from_toml(TINY).unwrap()).unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let dev = rewind::model::device::default_device();
+    assert!(run(&spec, dev.clone(), "cpu", &opts(root.path(), Some(13)))
+        .unwrap()
+        .is_none());
+    let path = run_dir(&spec, root.path()).join("metrics.csv");
+    let text = std::fs::read_to_string(&path).unwrap();
+    // the rows after step 5 are lost (a copy cut short, a disk that filled)
+    let cut: String = text
+        .lines()
+        .filter(|l| {
+            l.split(',')
+                .nth(1)
+                .and_then(|s| s.parse::<u64>().ok())
+                .is_none_or(|s| s <= 5)
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&path, &cut).unwrap();
+    let msg = format!(
+        "{:#}",
+        run(&spec, dev, "cpu", &opts(root.path(), None)).expect_err("resumed over missing rows")
+    );
+    assert!(
+        msg.contains("metrics.csv")
+            && msg.contains("5 of the checkpoint's 13 steps")
+            && msg.contains("--fresh"),
+        "{msg}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        cut,
+        "the file was changed"
+    );
+}

@@ -272,3 +272,74 @@ fn repeated_grid_values_are_named_errors() {
     let e = err(&BASE.replace("[1e-3, 3e-3]", "[1e-3, 3e-3, 1e-3]"));
     assert!(e.contains("stages.0.lr") && e.contains("0.001"), "{e}");
 }
+
+#[test]
+fn a_million_run_grid_is_counted_not_built_by_dry_run_and_list() {
+    use rewind::cli::commands::{dry_run, list, RunArgs};
+    let values =
+        |n: usize, f: &dyn Fn(usize) -> String| (0..n).map(f).collect::<Vec<_>>().join(", ");
+    let text = format!(
+        "{}[sweep]\n\"stages.0.lr\" = [{}]\n\"stages.0.batch_size\" = [{}]\n\"stages.0.grad_clip\" = [{}]\n",
+        BASE.split("[sweep]").next().unwrap().replace("seeds = [0, 1]", "seed = 0"),
+        values(100, &|i| format!("{}e-4", i + 1)),
+        values(100, &|i| (i + 1).to_string()),
+        values(100, &|i| format!("{}.5", i)),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("million.toml");
+    std::fs::write(&config, &text).unwrap();
+    let args = RunArgs {
+        results: dir.path().join("results"),
+        dry_run: true,
+        ..Default::default()
+    };
+    let mut out = Vec::new();
+    let (r, bytes) = crate::alloc_count::allocated_by(|| dry_run(&config, &args, &mut out));
+    r.unwrap();
+    let out = String::from_utf8(out).unwrap();
+    assert!(out.starts_with("grid: 1000000 run(s)"), "{out}");
+    assert!(out.contains("... 999990 more run(s) ..."), "{out}");
+    assert!(out.contains("999999  new"), "the last run is shown: {out}");
+    assert!(out.lines().count() < 20, "{out}");
+    // building every run's config and id allocated about 4 GB; the ten
+    // runs shown and the config take less than building 1000 runs does
+    let thousand = text.replace(
+        &format!(
+            "\"stages.0.grad_clip\" = [{}]",
+            values(100, &|i| format!("{}.5", i))
+        ),
+        "",
+    );
+    let thousand = ExperimentConfig::from_toml(&thousand.replace(
+        &format!(
+            "\"stages.0.batch_size\" = [{}]",
+            values(100, &|i| (i + 1).to_string())
+        ),
+        "\"stages.0.batch_size\" = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]",
+    ))
+    .unwrap();
+    let (sweep, built) = crate::alloc_count::allocated_by(|| expand(&thousand).unwrap());
+    assert_eq!(sweep.runs.len(), 1000);
+    assert!(
+        bytes < built / 10 && bytes < 50 << 20,
+        "dry-run of a million runs allocated {bytes} bytes, building 1000 runs {built}"
+    );
+
+    // a shard of it: counted the same way
+    let args = RunArgs {
+        shard: Some((3, 7)),
+        ..args
+    };
+    let mut out = Vec::new();
+    dry_run(&config, &args, &mut out).unwrap();
+    let out = String::from_utf8(out).unwrap();
+    assert!(out.contains("shard 3/7 has 142857"), "{out}");
+    assert!(out.contains("   3  new"), "{out}");
+
+    let mut out = Vec::new();
+    let (r, bytes) = crate::alloc_count::allocated_by(|| list(dir.path(), &mut out));
+    r.unwrap();
+    let out = String::from_utf8(out).unwrap();
+    assert!(out.contains("1000000 run(s)"), "{out}");
+    assert!(bytes < 50 << 20, "list allocated {bytes} bytes");
+}

@@ -59,7 +59,7 @@ const LONG_SALT: u64 = 0x5EED_0A11_1096_0003;
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum ArithmeticError {
     /// A configuration value is out of range; `key` is its full config key
-    /// (e.g. `arithmetic.base`) so the message points at the line to fix.
+    /// (e.g. `data.base`) so the message points at the line to fix.
     #[error("{key} = {value}: {reason}")]
     InvalidConfig {
         key: String,
@@ -77,7 +77,7 @@ pub enum ArithmeticError {
     /// when the sampling distribution concentrates on few questions.
     #[error(
         "drew only {got} of the {wanted} distinct questions for the {split} split in {attempts} attempts; \
-         lower arithmetic.{split}_size or widen the question space (arithmetic.digits / long_digits, base, ops, signed)"
+         lower data.{split}_size or widen the question space (data.digits / long_digits, base, ops, signed)"
     )]
     SplitGeneration {
         split: Split,
@@ -267,7 +267,7 @@ impl ArithmeticConfig {
         let base = self.base;
         if !(MIN_BASE..=MAX_BASE).contains(&base) {
             return Err(invalid(
-                "arithmetic.base",
+                "data.base",
                 base,
                 format!("allowed {MIN_BASE}..={MAX_BASE} (digits are 0-9 then a-z)"),
             ));
@@ -284,20 +284,20 @@ impl ArithmeticConfig {
         let digits_value = format!("[{dmin}, {dmax}]");
         if dmin < 1 || dmin > dmax {
             return Err(invalid(
-                "arithmetic.digits",
+                "data.digits",
                 digits_value,
                 "need 1 <= digits[0] <= digits[1] (inclusive digit counts of each operand)",
             ));
         }
         if dmax > max_digits {
-            return Err(invalid("arithmetic.digits", digits_value, cap_reason()));
+            return Err(invalid("data.digits", digits_value, cap_reason()));
         }
 
         if self.pad_to_long && !self.pad_operands {
             return Err(invalid(
-                "arithmetic.pad_to_long",
+                "data.pad_to_long",
                 true,
-                "needs arithmetic.pad_operands = true (it sets the width operands are padded to)",
+                "needs data.pad_operands = true (it sets the width operands are padded to)",
             ));
         }
 
@@ -305,23 +305,23 @@ impl ArithmeticConfig {
         let long_value = format!("[{lmin}, {lmax}]");
         if lmin <= dmax {
             return Err(invalid(
-                "arithmetic.long_digits",
+                "data.long_digits",
                 long_value,
                 format!(
-                    "long_digits[0] must be greater than arithmetic.digits[1] = {dmax}, \
+                    "long_digits[0] must be greater than data.digits[1] = {dmax}, \
                      so long questions are longer than every training question"
                 ),
             ));
         }
         if lmin > lmax {
             return Err(invalid(
-                "arithmetic.long_digits",
+                "data.long_digits",
                 long_value,
                 "need long_digits[0] <= long_digits[1]",
             ));
         }
         if lmax > max_digits {
-            return Err(invalid("arithmetic.long_digits", long_value, cap_reason()));
+            return Err(invalid("data.long_digits", long_value, cap_reason()));
         }
 
         let ops_value = format!(
@@ -330,7 +330,7 @@ impl ArithmeticConfig {
         );
         if self.ops.is_empty() {
             return Err(invalid(
-                "arithmetic.ops",
+                "data.ops",
                 ops_value,
                 "need at least one of \"add\", \"sub\"",
             ));
@@ -338,7 +338,7 @@ impl ArithmeticConfig {
         let distinct: HashSet<Op> = self.ops.iter().copied().collect();
         if distinct.len() != self.ops.len() {
             return Err(invalid(
-                "arithmetic.ops",
+                "data.ops",
                 ops_value,
                 "each operation may appear only once",
             ));
@@ -348,22 +348,22 @@ impl ArithmeticConfig {
         let held = self.val_size as u128 + self.test_size as u128;
         if held > in_space / 2 {
             return Err(invalid(
-                "arithmetic.val_size + arithmetic.test_size",
+                "data.val_size + data.test_size",
                 format!("{} + {} = {held}", self.val_size, self.test_size),
                 format!(
                     "more than half of the {in_space} distinct in-distribution questions \
-                     (set by arithmetic.base, digits, ops, signed); training needs the rest"
+                     (set by data.base, digits, ops, signed); training needs the rest"
                 ),
             ));
         }
         let long_space = self.question_count(self.long_digits);
         if self.long_size as u128 > long_space / 2 {
             return Err(invalid(
-                "arithmetic.long_size",
+                "data.long_size",
                 self.long_size,
                 format!(
                     "more than half of the {long_space} distinct long questions \
-                     (set by arithmetic.base, long_digits, ops, signed)"
+                     (set by data.base, long_digits, ops, signed)"
                 ),
             ));
         }
@@ -561,7 +561,7 @@ impl ArithmeticTask {
                     })?;
                 if named != base {
                     return Err(fail(format!(
-                        "the question is in base {named} but this task uses base {base} (arithmetic.base)"
+                        "the question is in base {named} but this task uses base {base} (data.base)"
                     )));
                 }
                 rest
@@ -588,7 +588,7 @@ impl ArithmeticTask {
         pos += 1;
         if !self.cfg.ops.contains(&op) {
             return Err(fail(format!(
-                "operation `{}` ({op}) is not in arithmetic.ops",
+                "operation `{}` ({op}) is not in data.ops",
                 op.symbol()
             )));
         }
@@ -720,7 +720,7 @@ impl ArithmeticTask {
         if significant.len() > max_digits {
             return Err(format!(
                 "{} has {} digits but this task's questions have at most {max_digits} \
-                 (arithmetic.long_digits[1])",
+                 (data.long_digits[1])",
                 digits.iter().collect::<String>(),
                 significant.len()
             ));
@@ -732,7 +732,7 @@ impl ArithmeticTask {
             .filter_map(|c| c.to_digit(base))
             .fold(0i64, |acc, d| acc * base as i64 + d as i64);
         if negative && magnitude != 0 && !self.cfg.signed {
-            return Err("negative operands need arithmetic.signed = true".into());
+            return Err("negative operands need data.signed = true".into());
         }
         Ok(if negative { -magnitude } else { magnitude })
     }

@@ -1,7 +1,6 @@
 //! The `rewind solve` and `rewind data countdown` commands (argument
 //! parsing lives in `main.rs`; these return the text to print).
 
-use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -75,8 +74,7 @@ pub fn default_out_dir(config_path: &Path) -> PathBuf {
 
 /// Reads and validates a dataset config; errors name the file and the key.
 pub fn load_config(config_path: &Path) -> Result<CountdownDataConfig> {
-    let text = fs::read_to_string(config_path)
-        .with_context(|| format!("reading config {}", config_path.display()))?;
+    let text = crate::text_file::read_text(config_path).context("reading the config")?;
     let table: toml::Table = toml::from_str(&text)
         .with_context(|| format!("parsing config {}", config_path.display()))?;
     if let Some(toml::Value::Table(c)) = table.get("countdown") {
