@@ -1,6 +1,5 @@
 //! What the CLI subcommands do (main.rs only parses arguments).
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -9,6 +8,7 @@ use crate::data::vocab;
 use crate::eval::{generate_cached, Decoding};
 use crate::experiment::config::ExperimentConfig;
 use crate::experiment::run::{run, RunOptions};
+use crate::experiment::slurm::{sh_quote, SlurmOptions, SlurmPlan};
 use crate::experiment::sweep::{self, RunSpec, SweepOptions};
 use crate::model::decode::CachedDecoder;
 use crate::model::device;
@@ -56,28 +56,9 @@ pub fn run_command(config: &Path, args: &RunArgs) -> Result<()> {
                     .join(", ")
             }
         );
-        let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
-        for spec in selected {
-            let dir = crate::experiment::run::run_dir(spec, &args.results);
-            let reason = std::fs::read_to_string(dir.join(sweep::ERROR_FILE)).ok();
-            let state = if dir.join("summary.json").exists() {
-                "finished"
-            } else if reason.is_some() {
-                "failed"
-            } else if dir.join("checkpoint.safetensors").exists() {
-                "partial"
-            } else {
-                "new"
-            };
-            *counts.entry(state).or_default() += 1;
-            let why = match (state, &reason) {
-                ("failed", Some(r)) => format!("  ({})", r.lines().next().unwrap_or("")),
-                _ => String::new(),
-            };
-            println!("{:>4}  {:<9} {}{why}", spec.index, state, dir.display());
-        }
-        let counts: Vec<String> = counts.iter().map(|(k, v)| format!("{v} {k}")).collect();
-        println!("{}", counts.join(", "));
+        let st = crate::experiment::status::Status::read(&selected, &args.results);
+        print!("{}", st.table("new"));
+        println!("{}", st.counts());
         return Ok(());
     }
     if std::env::var_os("RAYON_NUM_THREADS").is_none() {
@@ -115,7 +96,7 @@ pub fn run_command(config: &Path, args: &RunArgs) -> Result<()> {
     };
     let report = sweep::run_sweep(&sw, &opts)?;
     let dir = args.results.join(&sw.name);
-    let plots = crate::plot::plot_sweep(&dir);
+    let plots = sweep::plot(&dir);
     println!("== {} ==", sw.name);
     println!(
         "{}/{} run(s) finished in this invocation's selection",
@@ -148,6 +129,9 @@ pub fn run_command(config: &Path, args: &RunArgs) -> Result<()> {
             dir.join("plots").display()
         ),
         Err(e) => eprintln!("warning: plotting failed: {e:#}"),
+    }
+    for (id, holder) in &report.waited_for {
+        println!("  {id}: trained by another process ({holder}); this invocation waited for it");
     }
     if !report.stale.is_empty() {
         eprintln!(
@@ -200,8 +184,85 @@ pub fn merge_command(config: &Path, results: &Path) -> Result<()> {
     if !missing.is_empty() {
         println!("missing: {}", missing.join(", "));
     }
-    let plots = crate::plot::plot_sweep(&results.join(&sw.name))?;
+    let plots = sweep::plot(&results.join(&sw.name))?;
     println!("plots: {} file(s)", plots.len());
+    Ok(())
+}
+
+/// `rewind status CONFIG`: where every run of the grid stands, from the
+/// results folder alone.
+pub fn status_command(config: &Path, results: &Path) -> Result<()> {
+    let cfg = ExperimentConfig::from_file(config)?;
+    let sw =
+        sweep::expand(&cfg).with_context(|| format!("invalid sweep in {}", config.display()))?;
+    print!("{}", crate::experiment::status::status_text(&sw, results));
+    Ok(())
+}
+
+/// `rewind slurm CONFIG --shards N [--submit]`: writes the job array and
+/// merge scripts under results/<name>/slurm/ and submits them, or prints
+/// how to.
+pub fn slurm_command(
+    config: &Path,
+    opts: &SlurmOptions,
+    results: &Path,
+    submit: bool,
+) -> Result<()> {
+    let binary = std::env::current_exe().context("finding the rewind binary's path")?;
+    let workdir = std::env::current_dir().context("finding the current folder")?;
+    let command_line: Vec<String> = std::env::args().map(|a| sh_quote(&a)).collect();
+    let (plan, notes) = SlurmPlan::new(
+        config,
+        opts,
+        results,
+        &binary,
+        &workdir,
+        &command_line.join(" "),
+    )?;
+    for n in notes {
+        eprintln!("note: {n}");
+    }
+    plan.write()?;
+    println!(
+        "{}: {} run(s) in {} array task(s); wrote {}/ (array.sbatch, merge.sbatch, {}, submit.json)",
+        plan.name,
+        plan.runs,
+        plan.shards,
+        plan.slurm_dir.display(),
+        plan.config_copy
+            .file_name()
+            .map(|f| f.to_string_lossy().to_string())
+            .unwrap_or_default()
+    );
+    let status = format!(
+        "{} status {} --results {}",
+        sh_quote(&binary.to_string_lossy()),
+        sh_quote(&config.to_string_lossy()),
+        sh_quote(&results.to_string_lossy())
+    );
+    if !submit {
+        println!("submit with (or pass --submit):");
+        println!(
+            "  sbatch --parsable {}    # prints the array's job id, J",
+            plan.array_path().display()
+        );
+        println!(
+            "  sbatch --dependency=afterany:J {}",
+            plan.merge_path().display()
+        );
+        println!("then follow with: {status}");
+        return Ok(());
+    }
+    let (array, merge) = plan.submit("sbatch")?;
+    println!("submitted array job {array} (tasks 0-{}) and merge job {merge} (starts when the array has ended)", plan.shards - 1);
+    println!("follow with:");
+    println!("  {status}");
+    println!("  squeue -j {array},{merge}");
+    println!("  tail {}/{array}_*.err", plan.logs().display());
+    println!(
+        "summary.csv and plots: {} (written by the merge job)",
+        plan.results.join(&plan.name).display()
+    );
     Ok(())
 }
 
@@ -209,7 +270,7 @@ pub fn merge_command(config: &Path, results: &Path) -> Result<()> {
 /// `results/<name>` (a sweep: summary.csv) or one run's folder (metrics.csv).
 pub fn plot_command(dir: &Path) -> Result<()> {
     let written = if dir.join("summary.csv").exists() {
-        crate::plot::plot_sweep(dir)?
+        sweep::plot(dir)?
     } else if dir.join("metrics.csv").exists() {
         crate::plot::plot_training_run(&dir.join("metrics.csv"), dir)?
     } else {

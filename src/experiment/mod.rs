@@ -6,12 +6,15 @@
 pub mod config;
 pub mod explain;
 pub mod grid;
+pub mod lockfile;
 pub mod provenance;
 pub mod report;
 pub mod resume;
 pub mod run;
 pub mod search_batches;
 pub mod shared_stage;
+pub mod slurm;
 pub mod stage_data;
+pub mod status;
 pub mod summary;
 pub mod sweep;
