@@ -331,6 +331,7 @@ all_completed "$MERGE2"
 all_completed "$MERGE1"
 [ "$(task_state 0)" = CANCELLED ] || die "task ${ARRAY1}_0 is $(task_state 0), not CANCELLED"
 [ "$(task_state 1)" = COMPLETED ] || die "requeued task ${ARRAY1}_1 is $(task_state 1), not COMPLETED"
+scontrol -o show job "${ARRAY1}_1" | grep -q 'Restarts=1 ' || die "task ${ARRAY1}_1 was not run again after its requeue"
 all_finished "$FAULT"
 LOGS=$FAULT/slurm_smoke/slurm/logs
 for d in "${RESUME[@]}"; do
