@@ -7,7 +7,7 @@
 # 1. installs slurm-wlm and munge with apt-get if sbatch is missing;
 # 2. starts munged, slurmctld and slurmd on a throw-away config and state
 #    under a temporary folder (stopped again on exit, whatever happens);
-# 3. builds rewind (cargo build --release --locked);
+# 3. builds rewind (cargo build --release --locked; PROFILE=dev: cargo build);
 # 4. array: `rewind slurm tests/slurm/sweep.toml --shards 4 --submit`, waits
 #    for the array and its merge job;
 # 5. local: the same sweep with `rewind run --jobs 1`; summary.csv must equal
@@ -21,7 +21,8 @@
 #
 # Exits non-zero on any mismatch or timeout, printing the daemons' and the
 # jobs' logs. Prints each phase's time and the total. KEEP=1 keeps the
-# temporary folder; WAIT_S (default 600) bounds every wait.
+# temporary folder; WAIT_S (default 600) bounds every wait; CTLD_PORT and
+# SLURMD_PORT (16817, 16818) move the daemons' ports.
 
 set -euo pipefail
 
@@ -191,8 +192,13 @@ phase cluster "$t"
 
 # ---- 3. build ---------------------------------------------------------------
 t=$(date +%s.%N)
-cargo build --release --locked
-BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/rewind
+# PROFILE=dev reuses the binary `cargo test` builds (CI has it already; the
+# runs are slower, the release build is minutes on a cold cache)
+case ${PROFILE:-release} in
+release) cargo build --release --locked && BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/rewind ;;
+dev) cargo build --locked && BIN=${CARGO_TARGET_DIR:-$ROOT/target}/debug/rewind ;;
+*) die "PROFILE=${PROFILE}: use release (the default) or dev" ;;
+esac
 [ -x "$BIN" ] || die "no binary at $BIN"
 phase build "$t"
 

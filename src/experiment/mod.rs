@@ -1,7 +1,8 @@
 //! Experiments: typed configs ([`config`]), sweeps of runs with stable ids
 //! ([`sweep`]), the run loop over stages with resume ([`run`]), and the
 //! report of a run ([`report`]; per-step rows go to [`crate::metrics`]); [`explain`] documents
-//! every config key.
+//! every config key. [`lockfile`] keeps two processes off one run, [`status`] reads where
+//! each run stands from the results folder, and [`slurm`] runs a sweep as a Slurm job array.
 
 pub mod config;
 pub mod explain;
