@@ -62,6 +62,53 @@ enum Command {
         #[arg(long, default_value = "results")]
         results: PathBuf,
     },
+    /// Where each run of CONFIG's grid stands, from the results folder alone: finished,
+    /// running (a process holds the run's lock; who, and its last step), failed (the reason in
+    /// its error.txt), partial (stopped; a rerun resumes it) or missing, with the counts.
+    Status {
+        config: PathBuf,
+        #[arg(long, default_value = "results")]
+        results: PathBuf,
+    },
+    /// Run CONFIG's grid on a Slurm cluster as a job array: writes results/<name>/slurm/
+    /// (array.sbatch: task i runs `rewind run --shard i/N`; merge.sbatch: `rewind merge` once
+    /// the array has ended; the resolved config; submit.json) and, with --submit, submits both.
+    /// A requeued or preempted task runs its shard again and resumes from the checkpoints.
+    Slurm {
+        config: PathBuf,
+        /// Array tasks; task i trains runs i, i+N, ... of the grid (at most one task per run).
+        #[arg(long)]
+        shards: usize,
+        /// Slurm partition (#SBATCH --partition) of every job.
+        #[arg(long)]
+        partition: Option<String>,
+        /// Wall-time limit of each job, e.g. 4:00:00 (#SBATCH --time).
+        #[arg(long)]
+        time: Option<String>,
+        /// Cores per task; the task trains on that many threads (#SBATCH --cpus-per-task).
+        #[arg(long)]
+        cpus_per_task: Option<usize>,
+        /// Memory per job, e.g. 8G (#SBATCH --mem).
+        #[arg(long)]
+        mem: Option<String>,
+        /// GPUs per task, e.g. 1 or a100:1 (#SBATCH --gpus; the binary must be built with
+        /// --features cuda).
+        #[arg(long)]
+        gpus: Option<String>,
+        /// Account to charge (#SBATCH --account).
+        #[arg(long)]
+        account: Option<String>,
+        /// At most K array tasks at once (#SBATCH --array=0-(N-1)%K).
+        #[arg(long)]
+        array_parallelism: Option<usize>,
+        /// Folder that receives <name>/...; must be on a file system every node shares.
+        #[arg(long, default_value = "results")]
+        results: PathBuf,
+        /// Submit with sbatch (the array, then the merge job depending on it); without it, the
+        /// scripts are written and the commands to submit them printed.
+        #[arg(long)]
+        submit: bool,
+    },
     /// Regenerate plots from CSV alone: DIR is results/<name> (a sweep) or one run's folder.
     Plot { dir: PathBuf },
     /// Explain every config key of an experiment kind: type, default, meaning.
@@ -176,6 +223,32 @@ fn main() -> ExitCode {
             commands::run_command(&config, &args)
         })(),
         Command::Merge { config, results } => commands::merge_command(&config, &results),
+        Command::Status { config, results } => commands::status_command(&config, &results),
+        Command::Slurm {
+            config,
+            shards,
+            partition,
+            time,
+            cpus_per_task,
+            mem,
+            gpus,
+            account,
+            array_parallelism,
+            results,
+            submit,
+        } => {
+            let opts = rewind::experiment::slurm::SlurmOptions {
+                shards,
+                partition,
+                time,
+                cpus_per_task,
+                mem,
+                gpus,
+                account,
+                array_parallelism,
+            };
+            commands::slurm_command(&config, &opts, &results, submit)
+        }
         Command::Plot { dir } => commands::plot_command(&dir),
         Command::List { dir } => commands::list_command(&dir),
         Command::Bench { what } => {

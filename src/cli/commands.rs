@@ -10,7 +10,8 @@ use crate::data::vocab;
 use crate::eval::{generate_cached, Decoding};
 use crate::experiment::config::ExperimentConfig;
 use crate::experiment::run::{retrain_hint, run, RunOptions};
-use crate::experiment::state::run_state;
+use crate::experiment::slurm::{sh_quote, SlurmOptions, SlurmPlan};
+use crate::experiment::status::{run_state, RunState};
 use crate::experiment::sweep::{self, RunSpec, SweepOptions};
 use crate::model::decode::CachedDecoder;
 use crate::model::device;
@@ -90,18 +91,21 @@ pub fn dry_run(config: &Path, args: &RunArgs, out: &mut dyn Write) -> Result<()>
             .with_context(|| format!("invalid sweep in {}", config.display()))?;
         let dir = crate::experiment::run::run_dir(&spec, &args.results);
         let state = run_state(&dir);
-        *counts.entry(state.word()).or_default() += 1;
-        let retrain = retrain_hint(Some(config), &dir, grid.len() > 1);
-        let why = state
-            .detail(&retrain)
-            .map_or(String::new(), |d| format!("  ({d})"));
-        writeln!(
-            out,
-            "{:>4}  {:<9} {}{why}",
-            spec.index,
-            state.word(),
-            dir.display()
-        )?;
+        let word = match state {
+            RunState::Missing => "new",
+            ref s => s.name(),
+        };
+        *counts.entry(word).or_default() += 1;
+        let why = match &state {
+            RunState::Failed { reason } => format!("  ({reason})"),
+            RunState::Running { holder, .. } => format!("  ({holder})"),
+            RunState::Damaged { what } => format!(
+                "  (finished, but {what}; {})",
+                retrain_hint(Some(config), &dir, grid.len() > 1)
+            ),
+            _ => String::new(),
+        };
+        writeln!(out, "{:>4}  {word:<9} {}{why}", spec.index, dir.display())?;
     }
     let counts: Vec<String> = counts.iter().map(|(k, v)| format!("{v} {k}")).collect();
     if selected > DRY_RUN_LIST_ALL {
@@ -166,7 +170,7 @@ pub fn run_command(config: &Path, args: &RunArgs) -> Result<()> {
     };
     let report = sweep::run_sweep(&sw, &opts)?;
     let dir = args.results.join(&sw.name);
-    let plots = crate::plot::plot_sweep(&dir);
+    let plots = sweep::plot(&dir);
     println!("== {} ==", sw.name);
     println!(
         "{}/{} run(s) finished in this invocation's selection",
@@ -208,6 +212,9 @@ pub fn run_command(config: &Path, args: &RunArgs) -> Result<()> {
             dir.join("plots").display()
         ),
         Err(e) => eprintln!("warning: plotting failed: {e:#}"),
+    }
+    for (id, holder) in &report.waited_for {
+        println!("  {id}: trained by another process ({holder}); this invocation waited for it");
     }
     if !report.stale.is_empty() {
         eprintln!(
@@ -260,8 +267,85 @@ pub fn merge_command(config: &Path, results: &Path) -> Result<()> {
     if !missing.is_empty() {
         println!("missing: {}", missing.join(", "));
     }
-    let plots = crate::plot::plot_sweep(&results.join(&sw.name))?;
+    let plots = sweep::plot(&results.join(&sw.name))?;
     println!("plots: {} file(s)", plots.len());
+    Ok(())
+}
+
+/// `rewind status CONFIG`: where every run of the grid stands, from the
+/// results folder alone.
+pub fn status_command(config: &Path, results: &Path) -> Result<()> {
+    let cfg = ExperimentConfig::from_file(config)?;
+    let sw =
+        sweep::expand(&cfg).with_context(|| format!("invalid sweep in {}", config.display()))?;
+    print!("{}", crate::experiment::status::status_text(&sw, results));
+    Ok(())
+}
+
+/// `rewind slurm CONFIG --shards N [--submit]`: writes the job array and
+/// merge scripts under results/<name>/slurm/ and submits them, or prints
+/// how to.
+pub fn slurm_command(
+    config: &Path,
+    opts: &SlurmOptions,
+    results: &Path,
+    submit: bool,
+) -> Result<()> {
+    let binary = std::env::current_exe().context("finding the rewind binary's path")?;
+    let workdir = std::env::current_dir().context("finding the current folder")?;
+    let command_line: Vec<String> = std::env::args().map(|a| sh_quote(&a)).collect();
+    let (plan, notes) = SlurmPlan::new(
+        config,
+        opts,
+        results,
+        &binary,
+        &workdir,
+        &command_line.join(" "),
+    )?;
+    for n in notes {
+        eprintln!("note: {n}");
+    }
+    plan.write()?;
+    println!(
+        "{}: {} run(s) in {} array task(s); wrote {}/ (array.sbatch, merge.sbatch, {}, submit.json)",
+        plan.name,
+        plan.runs,
+        plan.shards,
+        plan.slurm_dir.display(),
+        plan.config_copy
+            .file_name()
+            .map(|f| f.to_string_lossy().to_string())
+            .unwrap_or_default()
+    );
+    let status = format!(
+        "{} status {} --results {}",
+        sh_quote(&binary.to_string_lossy()),
+        sh_quote(&config.to_string_lossy()),
+        sh_quote(&results.to_string_lossy())
+    );
+    if !submit {
+        println!("submit with (or pass --submit):");
+        println!(
+            "  sbatch --parsable {}    # prints the array's job id, J",
+            plan.array_path().display()
+        );
+        println!(
+            "  sbatch --dependency=afterany:J {}",
+            plan.merge_path().display()
+        );
+        println!("then follow with: {status}");
+        return Ok(());
+    }
+    let (array, merge) = plan.submit("sbatch")?;
+    println!("submitted array job {array} (tasks 0-{}) and merge job {merge} (starts when the array has ended)", plan.shards - 1);
+    println!("follow with:");
+    println!("  {status}");
+    println!("  squeue -j {array},{merge}");
+    println!("  tail {}/{array}_*.err", plan.logs().display());
+    println!(
+        "summary.csv and plots: {} (written by the merge job)",
+        plan.results.join(&plan.name).display()
+    );
     Ok(())
 }
 
@@ -269,7 +353,7 @@ pub fn merge_command(config: &Path, results: &Path) -> Result<()> {
 /// `results/<name>` (a sweep: summary.csv) or one run's folder (metrics.csv).
 pub fn plot_command(dir: &Path) -> Result<()> {
     let written = if dir.join("summary.csv").exists() {
-        crate::plot::plot_sweep(dir)?
+        sweep::plot(dir)?
     } else if dir.join("metrics.csv").exists() {
         crate::plot::plot_training_run(&dir.join("metrics.csv"), dir)?
     } else {

@@ -21,6 +21,7 @@ use crate::eval::probe::{grade, run_probe};
 use crate::eval::{self, ProbeConfig, ProbeResult};
 use crate::experiment::config::ExperimentConfig;
 use crate::experiment::grid::RunSpec;
+use crate::experiment::lockfile::{self, LockError};
 use crate::experiment::provenance;
 use crate::experiment::resume::{self, global_step, Position};
 use crate::experiment::shared_stage::SharedStage;
@@ -62,6 +63,9 @@ pub struct RunOptions {
     /// The config file the run comes from, named in errors about its
     /// settings (None: the run folder's `config.toml` is named instead).
     pub config_path: Option<PathBuf>,
+    /// When another process trains this run: wait for it (true) or return
+    /// [`RunBusy`] at once (false).
+    pub wait_for_lock: bool,
 }
 
 /// How training a stage ended.
@@ -74,6 +78,16 @@ enum StageEnd {
     /// The training loss was not finite at this global step (1-based, as
     /// in metrics.csv); the step made no update.
     Diverged(u64),
+}
+
+/// The run is being trained by another process, which holds its lock
+/// ([`lockfile::RUN_LOCK`] in the run's folder); nothing was written.
+#[derive(Debug, thiserror::Error)]
+#[error("run {id} is being trained by another process ({holder})")]
+pub struct RunBusy {
+    pub id: String,
+    /// Who holds the lock, as it wrote itself: `pid 1234 on node7, ...`.
+    pub holder: String,
 }
 
 /// The folder of a run: `<root>/<experiment name>/<run id>`.
@@ -489,8 +503,30 @@ fn build_probes(cfg: &ExperimentConfig, task: &dyn Task) -> Result<Vec<Probe>> {
         .collect()
 }
 
+/// Removes everything in a run's folder but its lock file (`--fresh`): the
+/// lock stays held, so no other process starts the run meanwhile.
+fn clear_run_dir(dir: &Path) -> Result<()> {
+    let entries = std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))?;
+    for e in entries {
+        let e = e.with_context(|| format!("reading {}", dir.display()))?;
+        if e.file_name() == lockfile::RUN_LOCK {
+            continue;
+        }
+        let p = e.path();
+        let removed = if e.file_type().is_ok_and(|t| t.is_dir()) {
+            std::fs::remove_dir_all(&p)
+        } else {
+            std::fs::remove_file(&p)
+        };
+        removed.with_context(|| format!("removing {}", p.display()))?;
+    }
+    Ok(())
+}
+
 /// Runs (or resumes) the experiment `spec` on `dev`; returns the summary,
-/// or None if stopped early by `opts.stop_after`.
+/// or None if stopped early by `opts.stop_after`. Holds the run's lock
+/// file while it works: if another process holds it, waits
+/// (`opts.wait_for_lock`) or returns a [`RunBusy`] error.
 pub fn run<D: Backend>(
     spec: &RunSpec,
     dev: D,
@@ -503,8 +539,32 @@ pub fn run<D: Backend>(
     let dir = run_dir(spec, &opts.results_root);
     let ckpt_path = dir.join("checkpoint.safetensors");
     let summary_path = dir.join("summary.json");
-    if opts.fresh && dir.exists() {
-        std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
+    // the lock comes first: a second process on the same sweep (another
+    // shard's job, a requeued task, a user's rerun) never writes here
+    // while this one trains, and vice versa
+    let lock_path = dir.join(lockfile::RUN_LOCK);
+    let _lock = match lockfile::try_acquire(&lock_path) {
+        Ok(l) => l,
+        Err(LockError::Busy { holder, .. }) if opts.wait_for_lock => {
+            if !opts.quiet {
+                eprintln!(
+                    "run {} is being trained by another process ({holder}); waiting for it",
+                    spec.id
+                );
+            }
+            lockfile::acquire(&lock_path)?
+        }
+        Err(LockError::Busy { holder, .. }) => {
+            return Err(RunBusy {
+                id: spec.id.clone(),
+                holder,
+            }
+            .into())
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if opts.fresh {
+        clear_run_dir(&dir)?;
     }
     if summary_path.exists() && !opts.fresh {
         match read_summary(&summary_path) {
@@ -534,7 +594,6 @@ pub fn run<D: Backend>(
     if opts.require_resume && !ckpt_path.exists() {
         bail!("--resume: no checkpoint at {}", ckpt_path.display());
     }
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     checkpoint::write_atomic(&dir.join("config.toml"), cfg.to_toml()?.as_bytes())?;
     // errors about the config's settings name the file they come from, as
     // the config's own validation does
@@ -642,10 +701,13 @@ pub fn run<D: Backend>(
         _dev: std::marker::PhantomData,
     };
     if let Some(step) = resume_step {
-        r.say(format!(
-            "resuming {} from global step {step}",
-            dir.display()
-        ));
+        let msg = format!("resuming {} from global step {step}", dir.display());
+        // a batch job's log (no terminal, so no bars) still says it resumed
+        match (opts.quiet, r.pb.is_hidden()) {
+            (true, _) => {}
+            (false, true) => eprintln!("{msg}"),
+            (false, false) => r.say(msg),
+        }
     }
     r.say(format!(
         "model: {} parameters; results in {}",

@@ -37,7 +37,8 @@ use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 pub use crate::experiment::grid::{
     expand, parse_shard, plan, run_id, shard, value_text, Axis, Grid, RunSpec, Sweep,
 };
-use crate::experiment::run::{run, run_dir, RunOptions};
+use crate::experiment::lockfile::{self, SUMMARY_LOCK};
+use crate::experiment::run::{run, run_dir, RunBusy, RunOptions};
 use crate::experiment::shared_stage::{first_stage_key, SHARED_DIR};
 use crate::experiment::summary::{read_summary, Summary, BACKSPACE_METRICS, TIMING_METRICS};
 
@@ -76,10 +77,20 @@ pub struct SweepReport {
     /// Runs of this invocation that diverged, with the step where a loss
     /// first was not finite (`Summary::diverged_at_step`).
     pub diverged: Vec<(String, u64)>,
+    /// Runs another process was training when this invocation reached them
+    /// (run id, who held it); this one waited for them at the end.
+    pub waited_for: Vec<(String, String)>,
 }
 
 /// Runs (or resumes) the selected runs of `sweep`, `jobs` at a time, then
-/// writes summary.csv and the plots.
+/// writes summary.csv.
+///
+/// A run that another process is training (its lock is held: another
+/// shard's job, a requeued task, a second `rewind run` of the same config)
+/// is put aside, and once every other run is done this invocation waits
+/// for it: so when this returns, every selected run is finished or failed,
+/// whoever trained it. A thread waits only while it holds no run's lock,
+/// and training never waits for one, so two invocations never deadlock.
 pub fn run_sweep(sweep: &Sweep, opts: &SweepOptions) -> Result<SweepReport> {
     let selected: Vec<&RunSpec> = match opts.shard {
         Some(s) => shard(&sweep.runs, s),
@@ -98,48 +109,26 @@ pub fn run_sweep(sweep: &Sweep, opts: &SweepOptions) -> Result<SweepReport> {
         )
         .expect("valid template"),
     );
-    let next = AtomicUsize::new(0);
-    let failed = Mutex::new(Vec::new());
-    let jobs = opts.jobs.max(1).min(selected.len().max(1));
-    std::thread::scope(|scope| {
-        for _ in 0..jobs {
-            scope.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::SeqCst);
-                let Some(spec) = selected.get(i) else { break };
-                let ropts = RunOptions {
-                    config_path: opts.config_path.clone(),
-                    results_root: opts.results_root.clone(),
-                    fresh: opts.fresh,
-                    quiet: opts.quiet,
-                    progress: Some(mp.clone()),
-                    label: format!("[{}/{}] {}", spec.index + 1, sweep.runs.len(), spec.id),
-                    share_first_stage: true,
-                    ..Default::default()
-                };
-                let dev = crate::model::device::default_device();
-                let error_file = run_dir(spec, &opts.results_root).join(ERROR_FILE);
-                match run(spec, dev, crate::model::device::NAME, &ropts) {
-                    Ok(_) => {
-                        // a retry that succeeded leaves no stale reason behind
-                        let _ = std::fs::remove_file(&error_file);
-                    }
-                    Err(e) => {
-                        let msg = format!("{e:#}");
-                        // the reason outlives the terminal: in the run folder,
-                        // and on stderr even when the progress bars are hidden
-                        // (not a terminal, -q)
-                        let _ =
-                            crate::atomic::write_atomic(&error_file, format!("{msg}\n").as_bytes());
-                        mp.suspend(|| eprintln!("run {} failed: {msg}", spec.id));
-                        failed.lock().expect("lock").push((spec.id.clone(), msg));
-                    }
-                }
-                overall.inc(1);
-            });
-        }
-    });
+    let pool = Workers {
+        sweep,
+        opts,
+        mp: &mp,
+        overall: &overall,
+        failed: Mutex::new(Vec::new()),
+        busy: Mutex::new(Vec::new()),
+    };
+    pool.work(&selected, false);
+    let busy = std::mem::take(&mut *pool.busy.lock().expect("lock"));
+    if !busy.is_empty() {
+        // the other process has trained them meanwhile, or is about to:
+        // wait for its lock, then find them finished (or resume them, if it
+        // died); --fresh does not apply, they were trained after we started
+        let mut later: Vec<&RunSpec> = busy.iter().map(|(r, _)| *r).collect();
+        later.sort_by_key(|r| r.index);
+        pool.work(&later, true);
+    }
     overall.finish_and_clear();
-    let failed = failed.into_inner().expect("lock");
+    let failed = pool.failed.into_inner().expect("lock");
     let (summary_csv, finished_ids) = write_summary(sweep, &opts.results_root)?;
     let finished = selected
         .iter()
@@ -161,7 +150,91 @@ pub fn run_sweep(sweep: &Sweep, opts: &SweepOptions) -> Result<SweepReport> {
         summary_csv,
         stale,
         diverged,
+        waited_for: busy
+            .into_iter()
+            .map(|(r, who)| (r.id.clone(), who))
+            .collect(),
     })
+}
+
+/// The threads of one sweep invocation and what they share.
+struct Workers<'a> {
+    sweep: &'a Sweep,
+    opts: &'a SweepOptions,
+    mp: &'a MultiProgress,
+    overall: &'a ProgressBar,
+    /// (run id, error) of the runs that failed.
+    failed: Mutex<Vec<(String, String)>>,
+    /// Runs found locked by another process, with who holds them.
+    busy: Mutex<Vec<(&'a RunSpec, String)>>,
+}
+
+impl<'a> Workers<'a> {
+    /// Trains `runs`, `jobs` at a time. `wait`: block on runs another
+    /// process holds (else they go to `busy`).
+    fn work(&self, runs: &[&'a RunSpec], wait: bool) {
+        let next = AtomicUsize::new(0);
+        let jobs = self.opts.jobs.max(1).min(runs.len().max(1));
+        std::thread::scope(|scope| {
+            for _ in 0..jobs {
+                scope.spawn(|| loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    let Some(&spec) = runs.get(i) else { break };
+                    self.one(spec, wait);
+                });
+            }
+        });
+    }
+
+    fn one(&self, spec: &'a RunSpec, wait: bool) {
+        let (sweep, opts, mp) = (self.sweep, self.opts, self.mp);
+        let ropts = RunOptions {
+            config_path: opts.config_path.clone(),
+            results_root: opts.results_root.clone(),
+            fresh: opts.fresh && !wait,
+            quiet: opts.quiet,
+            progress: Some(mp.clone()),
+            label: format!("[{}/{}] {}", spec.index + 1, sweep.runs.len(), spec.id),
+            share_first_stage: true,
+            wait_for_lock: wait,
+            ..Default::default()
+        };
+        let dev = crate::model::device::default_device();
+        let error_file = run_dir(spec, &opts.results_root).join(ERROR_FILE);
+        match run(spec, dev, crate::model::device::NAME, &ropts) {
+            Ok(_) => {
+                // a retry that succeeded leaves no stale reason behind
+                let _ = std::fs::remove_file(&error_file);
+            }
+            Err(e) if e.downcast_ref::<RunBusy>().is_some() => {
+                // not ours to touch: no error.txt, and no failure
+                let busy = e.downcast_ref::<RunBusy>().expect("checked");
+                if !opts.quiet {
+                    mp.suspend(|| {
+                        eprintln!("{busy}; this invocation waits for it after its other runs")
+                    });
+                }
+                self.busy
+                    .lock()
+                    .expect("lock")
+                    .push((spec, busy.holder.clone()));
+                return;
+            }
+            Err(e) => {
+                let msg = format!("{e:#}");
+                // the reason outlives the terminal: in the run folder,
+                // and on stderr even when the progress bars are hidden
+                // (not a terminal, -q)
+                let _ = crate::atomic::write_atomic(&error_file, format!("{msg}\n").as_bytes());
+                mp.suspend(|| eprintln!("run {} failed: {msg}", spec.id));
+                self.failed
+                    .lock()
+                    .expect("lock")
+                    .push((spec.id.clone(), msg));
+            }
+        }
+        self.overall.inc(1);
+    }
 }
 
 /// The runs in an order that trains every distinct first stage before any
@@ -217,10 +290,13 @@ pub fn stale_runs(sweep: &Sweep, root: &Path) -> Result<Vec<String>> {
 
 /// Writes `results/<name>/summary.csv` from every finished run of the grid
 /// found on disk (so shards merged into one folder summarise together).
-/// Returns its path and the ids it covers.
+/// Returns its path and the ids it covers. Holds `results/<name>/.summary.lock`
+/// meanwhile: several processes of one sweep (shards, a merge job) may
+/// finish at once, and each file is written by one at a time.
 pub fn write_summary(sweep: &Sweep, root: &Path) -> Result<(PathBuf, Vec<String>)> {
     let dir = root.join(&sweep.name);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let _lock = lockfile::acquire(&dir.join(SUMMARY_LOCK))?;
     let mut rows: Vec<(&RunSpec, Summary)> = Vec::new();
     for spec in &sweep.runs {
         let path = dir.join(&spec.id).join("summary.json");
@@ -332,6 +408,14 @@ pub fn write_summary(sweep: &Sweep, root: &Path) -> Result<(PathBuf, Vec<String>
     let path = dir.join("summary.csv");
     crate::train::checkpoint::write_atomic(&path, &bytes)?;
     Ok((path, rows.iter().map(|(r, _)| r.id.clone()).collect()))
+}
+
+/// The sweep's plots (`results/<name>/plots/`, from summary.csv and the
+/// runs' metrics), written under the same lock as summary.csv so that two
+/// processes never write one figure at once.
+pub fn plot(sweep_dir: &Path) -> Result<Vec<PathBuf>> {
+    let _lock = lockfile::acquire(&sweep_dir.join(SUMMARY_LOCK))?;
+    crate::plot::plot_sweep(sweep_dir)
 }
 
 /// Mean and spread of a metric over seeds, per setting of the other axes

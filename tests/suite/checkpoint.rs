@@ -10,7 +10,7 @@ use std::process::Command;
 use dfdx::prelude::*;
 use rewind::experiment::config::ExperimentConfig;
 use rewind::experiment::run::{run, run_dir};
-use rewind::experiment::state::{run_state, RunState};
+use rewind::experiment::status::{run_state, RunState};
 use rewind::experiment::sweep::RunSpec;
 use rewind::model::{ModelConfig, Transformer};
 use rewind::train::checkpoint::{self, Checkpoint, CheckpointError};
@@ -271,7 +271,7 @@ fn a_finished_run_with_a_truncated_checkpoint_is_reported_not_skipped_silently()
     std::fs::write(&path, &bytes[..bytes.len() - 100]).unwrap();
     let state = run_state(&run);
     assert!(
-        matches!(&state, RunState::FinishedDamaged(w) if w.contains("cut short")),
+        matches!(&state, RunState::Damaged { what } if what.contains("cut short")),
         "{state:?}"
     );
 

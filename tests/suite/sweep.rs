@@ -9,7 +9,7 @@ use proptest::prelude::*;
 use rewind::experiment::config::ExperimentConfig;
 use rewind::experiment::sweep::{expand, parse_shard, shard};
 
-const BASE: &str = r#"
+pub(crate) const BASE: &str = r#"
 [experiment]
 name = "grid"
 kind = "arithmetic"
@@ -164,7 +164,7 @@ proptest! {
 }
 
 /// summary.csv without the wall-clock columns (`seconds_per_problem:*` too).
-fn deterministic_summary(root: &Path) -> Vec<Vec<String>> {
+pub(crate) fn deterministic_summary(root: &Path) -> Vec<Vec<String>> {
     let mut rdr = csv::Reader::from_path(root.join("grid/summary.csv")).unwrap();
     let header: Vec<String> = rdr.headers().unwrap().iter().map(String::from).collect();
     let keep: Vec<usize> = (0..header.len())
