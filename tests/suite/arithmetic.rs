@@ -598,16 +598,16 @@ fn pad_to_long_gives_every_split_the_long_layout() {
         .unwrap()
         .contains("pad_to_long"));
     // and it needs padded operands
-    let err = ArithmeticTask::new(
+    let Err(err) = ArithmeticTask::new(
         ArithmeticConfig {
             pad_operands: false,
             ..cfg
         },
         0,
-    )
-    .err()
-    .expect("pad_to_long without pad_operands is an error")
-    .to_string();
+    ) else {
+        panic!("pad_to_long without pad_operands is an error");
+    };
+    let err = err.to_string();
     assert!(
         err.contains("pad_to_long") && err.contains("pad_operands"),
         "{err}"
