@@ -61,11 +61,11 @@ batch_size = 50
 val_during_training = 50
 """
 
-HUGE_GRID = TINY.format(seeds="0", steps=10) + """
+HUGE_SWEEP = """
 [sweep]
 "stages.0.lr" = [{lrs}]
 "stages.0.batch_size" = [{batches}]
-"stages.0.warmup_steps" = [{warmups}]
+"stages.0.grad_clip" = [{clips}]
 """
 
 
@@ -140,8 +140,10 @@ def main():
         huge = os.path.join(tmp, "huge.toml")
         vals = ", ".join(str(i + 1) for i in range(100))
         with open(huge, "w") as f:
-            f.write(HUGE_GRID.format(lrs=", ".join(f"{(i + 1) * 1e-5:.5g}" for i in range(100)),
-                                     batches=vals, warmups=vals))
+            f.write(TINY.format(seeds="0", steps=10)
+                    + HUGE_SWEEP.format(lrs=", ".join(f"{(i + 1) * 1e-3:.5g}" for i in range(100)),
+                                        batches=vals,
+                                        clips=", ".join(f"{(i + 1) * 0.1:.5g}" for i in range(100))))
         cmd = [rw, "run", huge, "--dry-run", "--results", os.path.join(tmp, "h")]
         timer = shutil.which("time") or ("/usr/bin/time" if os.path.exists("/usr/bin/time") else None)
         if timer:
@@ -150,7 +152,7 @@ def main():
                                  stderr=subprocess.PIPE, text=True)
             secs = time.perf_counter() - t0
             kb = int(out.stderr.strip().splitlines()[-1])
-            print(f"3. --dry-run of a 10^6-run grid: {secs:.2f} s, peak memory {kb / 1024:.0f} MiB")
+            print(f"3. --dry-run of a 10^6-run grid: {secs:.3f} s, peak memory {kb / 1024:.0f} MiB")
         else:
             print(f"3. --dry-run of a 10^6-run grid: {run(cmd):.2f} s")
     finally:

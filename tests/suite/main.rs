@@ -6,6 +6,7 @@
 mod alloc_count;
 mod arithmetic;
 mod backspace;
+mod bad_args;
 mod bad_input;
 mod beam;
 mod cache;
