@@ -71,9 +71,10 @@ fn is_timing(name: &str) -> bool {
     ) || name.starts_with("seconds_per_problem")
 }
 
-/// A CSV file's rows with the timing columns dropped (and, for metrics.csv,
-/// the rows of timing metrics).
-fn csv_without_timing(path: &Path) -> Vec<Vec<String>> {
+/// A CSV file's rows with the timing and provenance columns dropped (and,
+/// for metrics.csv, the rows of timing metrics): what must not change when
+/// a run is killed and resumed, or split over processes.
+pub(crate) fn csv_without_timing(path: &Path) -> Vec<Vec<String>> {
     let mut rdr =
         csv::Reader::from_path(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let header: Vec<String> = rdr.headers().unwrap().iter().map(String::from).collect();

@@ -163,22 +163,10 @@ proptest! {
     }
 }
 
-/// summary.csv without the wall-clock columns (`seconds_per_problem:*` too).
+/// The sweep `grid`'s summary.csv without the wall-clock columns
+/// (`seconds_per_problem:*` too).
 pub(crate) fn deterministic_summary(root: &Path) -> Vec<Vec<String>> {
-    let mut rdr = csv::Reader::from_path(root.join("grid/summary.csv")).unwrap();
-    let header: Vec<String> = rdr.headers().unwrap().iter().map(String::from).collect();
-    let keep: Vec<usize> = (0..header.len())
-        .filter(|&i| {
-            !["wall_s", "ms_per_step", "tokens_per_s"].contains(&header[i].as_str())
-                && !header[i].starts_with("seconds_per_problem:")
-        })
-        .collect();
-    let mut rows = vec![keep.iter().map(|&i| header[i].clone()).collect::<Vec<_>>()];
-    for r in rdr.records() {
-        let r = r.unwrap();
-        rows.push(keep.iter().map(|&i| r[i].to_string()).collect());
-    }
-    rows
+    crate::fault_campaign::csv_without_timing(&root.join("grid/summary.csv"))
 }
 
 fn finished(root: &Path) -> usize {
