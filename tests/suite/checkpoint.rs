@@ -27,7 +27,7 @@ fn model(d_model: usize, seed: u64) -> Transformer<dfdx::prelude::Cpu> {
         max_len: 16,
         ..Default::default()
     };
-    Transformer::new(&cfg, &rewind::model::device::default_device(), seed).unwrap()
+    Transformer::new(&cfg, &dfdx::prelude::Cpu::default(), seed).unwrap()
 }
 
 /// Saves a small model with its optimiser to `dir/checkpoint.safetensors`.
@@ -187,7 +187,7 @@ fn a_version_1_checkpoint_still_loads_unverified() {
     checkpoint::check_header(&path).unwrap();
     let back = Checkpoint::read(&path)
         .unwrap()
-        .model(&rewind::model::device::default_device())
+        .model(&dfdx::prelude::Cpu::default())
         .unwrap();
     let weights = |t: &Transformer<_>| -> Vec<Vec<f32>> {
         t.params().into_iter().map(|(_, p)| p.as_vec()).collect()
@@ -375,7 +375,7 @@ fn a_full_disk_fails_the_write_leaves_no_temp_file_and_keeps_the_old_checkpoint(
     checkpoint::save(&path, &m, None, &BTreeMap::new()).unwrap();
     let back = Checkpoint::read(&path)
         .unwrap()
-        .model(&rewind::model::device::default_device())
+        .model(&dfdx::prelude::Cpu::default())
         .unwrap();
     assert_eq!(back.cfg.d_model, 64);
 }
