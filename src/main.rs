@@ -76,31 +76,8 @@ enum Command {
     /// A requeued or preempted task runs its shard again and resumes from the checkpoints.
     Slurm {
         config: PathBuf,
-        /// Array tasks; task i trains runs i, i+N, ... of the grid (at most one task per run).
-        #[arg(long)]
-        shards: usize,
-        /// Slurm partition (#SBATCH --partition) of every job.
-        #[arg(long)]
-        partition: Option<String>,
-        /// Wall-time limit of each job, e.g. 4:00:00 (#SBATCH --time).
-        #[arg(long)]
-        time: Option<String>,
-        /// Cores per task; the task trains on that many threads (#SBATCH --cpus-per-task).
-        #[arg(long)]
-        cpus_per_task: Option<usize>,
-        /// Memory per job, e.g. 8G (#SBATCH --mem).
-        #[arg(long)]
-        mem: Option<String>,
-        /// GPUs per task, e.g. 1 or a100:1 (#SBATCH --gpus; the binary must be built with
-        /// --features cuda).
-        #[arg(long)]
-        gpus: Option<String>,
-        /// Account to charge (#SBATCH --account).
-        #[arg(long)]
-        account: Option<String>,
-        /// At most K array tasks at once (#SBATCH --array=0-(N-1)%K).
-        #[arg(long)]
-        array_parallelism: Option<usize>,
+        #[command(flatten)]
+        opts: rewind::experiment::slurm::SlurmOptions,
         /// Folder that receives <name>/...; must be on a file system every node shares.
         #[arg(long, default_value = "results")]
         results: PathBuf,
@@ -226,29 +203,10 @@ fn main() -> ExitCode {
         Command::Status { config, results } => commands::status_command(&config, &results),
         Command::Slurm {
             config,
-            shards,
-            partition,
-            time,
-            cpus_per_task,
-            mem,
-            gpus,
-            account,
-            array_parallelism,
+            opts,
             results,
             submit,
-        } => {
-            let opts = rewind::experiment::slurm::SlurmOptions {
-                shards,
-                partition,
-                time,
-                cpus_per_task,
-                mem,
-                gpus,
-                account,
-                array_parallelism,
-            };
-            commands::slurm_command(&config, &opts, &results, submit)
-        }
+        } => commands::slurm_command(&config, &opts, &results, submit),
         Command::Plot { dir } => commands::plot_command(&dir),
         Command::List { dir } => commands::list_command(&dir),
         Command::Bench { what } => {

@@ -28,22 +28,35 @@ use crate::experiment::config::ExperimentConfig;
 use crate::experiment::grid::{expand, Sweep};
 
 /// What `rewind slurm` was asked for: the number of array tasks and the
-/// resources of each (left out: the cluster's defaults).
-#[derive(Clone, Debug, Default)]
+/// resources of each (left out: the cluster's defaults). Also the command
+/// line's flags (`#[command(flatten)]` in main.rs): the field docs are the
+/// `--help` text.
+#[derive(Clone, Debug, Default, clap::Args)]
 pub struct SlurmOptions {
-    /// Array tasks; each trains every `shards`-th run of the grid.
+    /// Array tasks; task i trains runs i, i+N, ... of the grid (at most one task per run).
+    #[arg(long)]
     pub shards: usize,
+    /// Slurm partition (#SBATCH --partition) of every job.
+    #[arg(long)]
     pub partition: Option<String>,
-    /// Wall-time limit per task, in Slurm's format (`4:00:00`, `1-0`).
+    /// Wall-time limit of each job, e.g. 4:00:00 (#SBATCH --time).
+    #[arg(long)]
     pub time: Option<String>,
-    /// Cores per task; each task trains one run at a time on this many threads.
+    /// Cores per task; the task trains on that many threads (#SBATCH --cpus-per-task).
+    #[arg(long)]
     pub cpus_per_task: Option<usize>,
-    /// Memory per task, in Slurm's format (`8G`).
+    /// Memory per job, e.g. 8G (#SBATCH --mem).
+    #[arg(long)]
     pub mem: Option<String>,
-    /// GPUs per task (`1`, `a100:1`).
+    /// GPUs per task, e.g. 1 or a100:1 (#SBATCH --gpus; the binary must be built with
+    /// --features cuda).
+    #[arg(long)]
     pub gpus: Option<String>,
+    /// Account to charge (#SBATCH --account).
+    #[arg(long)]
     pub account: Option<String>,
-    /// At most this many tasks of the array run at once (`--array=0-7%K`).
+    /// At most K array tasks at once (#SBATCH --array=0-(N-1)%K).
+    #[arg(long)]
     pub array_parallelism: Option<usize>,
 }
 
