@@ -26,8 +26,14 @@ use sha2::{Digest, Sha256};
 use crate::atomic::write_atomic;
 use crate::experiment::config::ExperimentConfig;
 
-/// The files of a stage boundary that a run's folder needs to resume there.
-const FILES: [&str; 2] = ["checkpoint.safetensors", "metrics.csv"];
+/// The files of a stage boundary that a run's folder needs to resume there,
+/// in the order they are copied into it: the checkpoint last, because its
+/// presence is what makes a run resume. A run killed between the two
+/// copies then has a metrics.csv but no checkpoint, and starts over (and
+/// adopts again); the other order left a checkpoint at the boundary with no
+/// metrics behind it, which resume rightly refuses (found by
+/// `tests/suite/fault_campaign.rs`).
+const FILES: [&str; 2] = ["metrics.csv", "checkpoint.safetensors"];
 
 /// The folder of shared stages under a results root.
 pub const SHARED_DIR: &str = "_shared";
