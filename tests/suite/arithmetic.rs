@@ -98,6 +98,7 @@ fn config_strategy() -> impl Strategy<Value = ArithmeticConfig> {
                 signed,
                 pad_operands,
                 pad_to_long: pad_operands && to_long,
+                long_train_share: 0.0,
                 reverse_answer,
                 pad_answer,
                 explicit_signs,
@@ -612,4 +613,79 @@ fn pad_to_long_gives_every_split_the_long_layout() {
         err.contains("pad_to_long") && err.contains("pad_operands"),
         "{err}"
     );
+}
+
+#[test]
+fn long_train_share_mixes_rare_long_questions_into_training_only() {
+    let cfg = ArithmeticConfig {
+        base: 7,
+        digits: [1, 3],
+        long_digits: [4, 4],
+        ops: vec![Op::Add, Op::Sub],
+        signed: true,
+        explicit_signs: true,
+        pad_to_long: true,
+        long_train_share: 0.1,
+        val_size: 50,
+        test_size: 50,
+        long_size: 50,
+        ..ArithmeticConfig::default()
+    };
+    let task = ArithmeticTask::new(cfg.clone(), 3).expect("valid config");
+    let width = 7i64.pow(3);
+    let is_long = |p: &Problem| p.a.abs() >= width || p.b.abs() >= width;
+    let mut rng = StdRng::seed_from_u64(9);
+    let n = 20_000;
+    let mut long = 0usize;
+    for _ in 0..n {
+        let p = task.sample_train(&mut rng);
+        assert!(
+            !task.is_held_out(p.a, p.op, p.b),
+            "{} is held out",
+            p.prompt
+        );
+        if is_long(&p) {
+            // a long training question has both operands in long_digits
+            assert!(p.a.abs() >= width && p.b.abs() >= width, "{}", p.prompt);
+            long += 1;
+        }
+    }
+    // 10% of 20000: sd of the count is ~42, so 1500..2500 cannot fail by chance
+    assert!((1_500..2_500).contains(&long), "{long} long of {n}");
+    // the evaluation splits are those of share 0 (same seed, same questions)
+    let unmixed = ArithmeticTask::new(
+        ArithmeticConfig {
+            long_train_share: 0.0,
+            ..cfg.clone()
+        },
+        3,
+    )
+    .expect("valid config");
+    for split in Split::ALL {
+        assert_eq!(task.split(split), unmixed.split(split));
+    }
+    assert!(unmixed.split(Split::Test).iter().all(|p| !is_long(p)));
+    // and at share 0 no long question is drawn for training
+    let mut rng = StdRng::seed_from_u64(9);
+    assert!((0..2_000).all(|_| !is_long(&unmixed.sample_train(&mut rng))));
+    // share 0 stays out of the resolved config (run ids of older configs)
+    assert!(!toml::to_string(&ArithmeticConfig::default())
+        .unwrap()
+        .contains("long_train_share"));
+    for bad in [-0.1, 1.0, f64::NAN, f64::INFINITY] {
+        let Err(err) = ArithmeticTask::new(
+            ArithmeticConfig {
+                long_train_share: bad,
+                ..cfg.clone()
+            },
+            0,
+        ) else {
+            panic!("long_train_share = {bad} must be rejected");
+        };
+        let err = err.to_string();
+        assert!(
+            err.contains("data.long_train_share") && err.contains("0 <= share < 1"),
+            "{err}"
+        );
+    }
 }

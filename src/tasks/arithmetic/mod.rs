@@ -25,7 +25,9 @@
 //! - `val` and `test`: in-distribution questions (operands with
 //!   `digits[0]..=digits[1]` digits), never seen in training;
 //! - `long`: operands with `long_digits` digits, all longer than any
-//!   training operand (length generalisation, where compounding errors show).
+//!   in-distribution operand (length generalisation, where compounding
+//!   errors show). Training never sees them unless `long_train_share > 0`,
+//!   which mixes that share of (other) long questions into training.
 //!
 //! The three splits are pairwise disjoint and free of duplicates, and
 //! `sample_train` rejects every question held out in any of them.
@@ -177,6 +179,16 @@ pub struct ArithmeticConfig {
     /// any training prompt. Needs `pad_operands`. Default `false`.
     #[serde(skip_serializing_if = "is_false")]
     pub pad_to_long: bool,
+    /// Fraction of *training* questions drawn from the long distribution
+    /// (`long_digits`, long layout) instead of `digits`, in `[0, 1)`. With
+    /// a small share the `long` split is no longer unseen in kind but rare:
+    /// the model meets a few long questions (never the held-out ones), so
+    /// it can reach them, and errors on their longer answers still
+    /// compound. With absolute positions a `long` split that is never
+    /// trained stays at 0% (results/sequencematch_long_calibration); this
+    /// is the knob that gives it headroom. Default 0 (long is unseen).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub long_train_share: f64,
     /// Write the answer's digits least-significant first (a sign, if any,
     /// stays in front), so the model emits digits in the order carries
     /// propagate. Default `true`.
@@ -211,6 +223,7 @@ impl Default for ArithmeticConfig {
             signed: false,
             pad_operands: true,
             pad_to_long: false,
+            long_train_share: 0.0,
             reverse_answer: true,
             pad_answer: true,
             explicit_signs: false,
@@ -223,6 +236,12 @@ impl Default for ArithmeticConfig {
 
 fn is_false(b: &bool) -> bool {
     !*b
+}
+
+/// Keeps `long_train_share = 0` out of serialized configs, so the run ids of
+/// configs written before the key existed do not change.
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
 }
 
 /// Shorthand for a configuration error.
@@ -341,6 +360,15 @@ impl ArithmeticConfig {
                 "data.ops",
                 ops_value,
                 "each operation may appear only once",
+            ));
+        }
+
+        let share = self.long_train_share;
+        if !(share.is_finite() && (0.0..1.0).contains(&share)) {
+            return Err(invalid(
+                "data.long_train_share",
+                share,
+                "allowed 0 <= share < 1 (the fraction of training questions drawn with data.long_digits)",
             ));
         }
 
@@ -494,17 +522,21 @@ impl ArithmeticTask {
         self.held_out.contains(&(a, op, b))
     }
 
-    /// A fresh in-distribution training question, never one of val, test
-    /// or long.
+    /// A fresh training question, never one of val, test or long.
     ///
-    /// Draws from the same distribution as val/test and redraws held-out
-    /// questions. Validation keeps val + test to at most half the question
+    /// Draws from the same distribution as val/test, or with probability
+    /// `long_train_share` from the long one, and redraws held-out questions.
+    /// Validation keeps each held-out set to at most half its question
     /// space, so a redraw is needed only occasionally and this terminates.
     pub fn sample_train<R: Rng + ?Sized>(&self, rng: &mut R) -> Problem {
+        // No coin is drawn at share 0, so configs without long training
+        // questions draw exactly the questions they drew before the option.
+        let share = self.cfg.long_train_share;
+        let long = share > 0.0 && rng.gen_bool(share);
         loop {
-            let (a, op, b) = self.sample_question(rng, false);
+            let (a, op, b) = self.sample_question(rng, long);
             if !self.held_out.contains(&(a, op, b)) {
-                return self.problem(a, op, b, false);
+                return self.problem(a, op, b, long);
             }
         }
     }
