@@ -102,6 +102,34 @@ fn lookup<'a>(root: &'a mut toml::Value, path: &str) -> Result<&'a mut toml::Val
     Ok(cur)
 }
 
+/// `base` with the axis's leaf key added (its first value), if the config
+/// knows the key: the resolved config leaves out some keys at their default
+/// (`data.pad_to_long`, `data.long_train_share`, so that older run ids stay
+/// the same), and sweeping such a key must not need it written out first.
+/// `None` when the parent is missing or the config rejects the key as
+/// unknown (a typo keeps the "no setting" error, which lists the keys).
+fn with_omitted_key(base: &toml::Value, axis: &Axis) -> Option<toml::Value> {
+    let (parent, leaf) = match axis.path.rsplit_once('.') {
+        Some((parent, leaf)) => (Some(parent), leaf),
+        None => (None, axis.path.as_str()),
+    };
+    let mut v = base.clone();
+    let table = match parent {
+        Some(parent) => lookup(&mut v, parent).ok()?,
+        None => &mut v,
+    };
+    let toml::Value::Table(t) = table else {
+        return None;
+    };
+    t.insert(leaf.to_string(), axis.values.first()?.clone());
+    let checked = from_value::<ExperimentConfig>(v.clone(), "").and_then(|mut c| c.resolve());
+    match checked {
+        // an out-of-range value is reported per run, naming the sweep point
+        Err(e) if format!("{e:#}").contains("unknown field") => None,
+        _ => Some(v),
+    }
+}
+
 /// A value as it appears in labels and CSV cells: strings bare, lists
 /// joined by `+` (`["add", "sub"]` -> `add+sub`), tables as their values
 /// joined by `-`, `kind` first, then by key (`{ kind = "sequencematch",
@@ -268,9 +296,11 @@ pub fn plan(cfg: &ExperimentConfig) -> Result<Grid> {
     let mut base = cfg.clone();
     base.sweep = toml::Table::new();
     base.experiment.seeds = None;
-    let base_value = toml::Value::try_from(&base)?;
+    let mut base_value = toml::Value::try_from(&base)?;
     for a in &axes {
-        lookup(&mut base_value.clone(), &a.path)?;
+        if let Err(missing) = lookup(&mut base_value.clone(), &a.path) {
+            base_value = with_omitted_key(&base_value, a).ok_or(missing)?;
+        }
     }
     let len = axes
         .iter()

@@ -143,6 +143,44 @@ fn bad_axes_are_named() {
     assert!(e.contains("experiment.seed"), "{e}");
 }
 
+#[test]
+fn keys_left_out_at_their_default_can_be_swept() {
+    // `data.long_train_share` and `data.pad_to_long` are not written into
+    // the resolved config at their defaults (so older run ids stay), and
+    // [data] does not set them here
+    let text =
+        format!("{BASE}\"data.long_train_share\" = [0.0, 0.1]\n\"data.pad_to_long\" = [true]\n");
+    let s = expand(&cfg(&text)).unwrap();
+    assert_eq!(s.runs.len(), 2 * 2 * 2 * 2);
+    let shares: Vec<_> = s
+        .runs
+        .iter()
+        .map(|r| r.cfg.data.get("long_train_share").cloned())
+        .collect();
+    assert!(
+        shares.contains(&Some(toml::Value::Float(0.1))),
+        "{shares:?}"
+    );
+    assert!(s
+        .runs
+        .iter()
+        .all(|r| r.cfg.data["pad_to_long"] == toml::Value::Boolean(true)));
+    let ids: std::collections::HashSet<_> = s.runs.iter().map(|r| r.id.clone()).collect();
+    assert_eq!(ids.len(), s.runs.len());
+    // a typo in such a key still names the keys there
+    let e = err(&format!("{BASE}\"data.long_train_shar\" = [0.1]\n"));
+    assert!(
+        e.contains("no setting `long_train_shar`") && e.contains("keys there"),
+        "{e}"
+    );
+    // and an out-of-range value names the key and the sweep point
+    let e = err(&format!("{BASE}\"data.long_train_share\" = [1.5]\n"));
+    assert!(
+        e.contains("data.long_train_share") && e.contains("sweep point"),
+        "{e}"
+    );
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(200))]
     /// Random edits of a valid config (deleting, duplicating or replacing a
