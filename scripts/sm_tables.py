@@ -17,24 +17,11 @@ import csv
 import statistics
 from collections import defaultdict
 
+from summary_stats import ms, num
+
 OBJ = "axis:stages.1.objective"
 NOISE = "axis:stages.1.data.noise.kind"
 NOISES = ["none", "random", "ground_truth"]
-
-
-def num(row, col):
-    v = row.get(col, "")
-    return float(v) if v not in ("", None) else None
-
-
-def ms(vals, scale=100.0, digits=1):
-    vals = [v for v in vals if v is not None]
-    if not vals:
-        return "–"
-    m = statistics.mean(vals) * scale
-    if len(vals) == 1:
-        return f"{m:.{digits}f} (1)"
-    return f"{m:.{digits}f} ± {statistics.stdev(vals) * scale:.{digits}f}"
 
 
 def short(obj):

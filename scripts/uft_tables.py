@@ -14,21 +14,7 @@ import os
 import statistics
 from collections import defaultdict
 
-
-def ms(vals, scale=100.0, digits=1):
-    vals = [v for v in vals if v is not None]
-    if not vals:
-        return "-"
-    m = statistics.mean(vals) * scale
-    if len(vals) == 1:
-        return f"{m:.{digits}f} (1)"
-    sd = statistics.stdev(vals) * scale
-    return f"{m:.{digits}f} ± {sd:.{digits}f}"
-
-
-def num(row, col):
-    v = row.get(col, "")
-    return float(v) if v not in ("", None) else None
+from summary_stats import ms, num
 
 
 def main():

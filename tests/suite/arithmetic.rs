@@ -541,9 +541,10 @@ fn bad_configs_name_their_key() {
     assert!(ArithmeticTask::new(ok, 0).is_ok());
 }
 
-#[test]
-fn pad_to_long_gives_every_split_the_long_layout() {
-    let cfg = ArithmeticConfig {
+/// The SequenceMatch sweep's layout: signed add+sub in base 7 with explicit
+/// signs, every split padded to the 4-digit long width; `n` per split.
+fn signed_b7_padded_to_long(n: usize) -> ArithmeticConfig {
+    ArithmeticConfig {
         base: 7,
         digits: [1, 3],
         long_digits: [4, 4],
@@ -551,11 +552,16 @@ fn pad_to_long_gives_every_split_the_long_layout() {
         signed: true,
         explicit_signs: true,
         pad_to_long: true,
-        val_size: 20,
-        test_size: 20,
-        long_size: 20,
+        val_size: n,
+        test_size: n,
+        long_size: n,
         ..ArithmeticConfig::default()
-    };
+    }
+}
+
+#[test]
+fn pad_to_long_gives_every_split_the_long_layout() {
+    let cfg = signed_b7_padded_to_long(20);
     let task = ArithmeticTask::new(cfg.clone(), 0).expect("valid config");
     assert_eq!(
         task.problem(25, Op::Add, -133, false).prompt,
@@ -618,18 +624,8 @@ fn pad_to_long_gives_every_split_the_long_layout() {
 #[test]
 fn long_train_share_mixes_rare_long_questions_into_training_only() {
     let cfg = ArithmeticConfig {
-        base: 7,
-        digits: [1, 3],
-        long_digits: [4, 4],
-        ops: vec![Op::Add, Op::Sub],
-        signed: true,
-        explicit_signs: true,
-        pad_to_long: true,
         long_train_share: 0.1,
-        val_size: 50,
-        test_size: 50,
-        long_size: 50,
-        ..ArithmeticConfig::default()
+        ..signed_b7_padded_to_long(50)
     };
     let task = ArithmeticTask::new(cfg.clone(), 3).expect("valid config");
     let width = 7i64.pow(3);
