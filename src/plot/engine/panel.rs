@@ -172,6 +172,27 @@ fn text_width<DB: DrawingBackend>(
     Ok(w as i32)
 }
 
+/// Whether x tick labels (plot-space positions over `span`) stay apart on
+/// an axis `plot_w` pixels wide, measured in the font they are drawn in.
+fn x_labels_fit<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    ticks: &[(f64, String)],
+    span: f64,
+    plot_w: i32,
+    style: &TextStyle,
+) -> Result<bool> {
+    for w in ticks.windows(2) {
+        let gap = (w[1].0 - w[0].0).abs() / span * plot_w as f64;
+        let need = (text_width(area, &w[0].1, style)? + text_width(area, &w[1].1, style)?) as f64
+            / 2.0
+            + 8.0;
+        if gap < need {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
 fn draw_panel<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     plot: &LinePlot,
@@ -189,7 +210,12 @@ fn draw_panel<DB: DrawingBackend>(
     }
     let (panel_w, _) = area.dim_in_pixel();
     let y_area = (tick_w + px(5.0 + 5.0 + 10.0 + LABEL_EM * 1.2)).min(panel_w as i32 * 2 / 5);
-    let x_area = px(5.0 + 5.0 + TICK_EM * 1.2 + 10.0 + LABEL_EM * 1.2);
+    // x tick labels that would overlap (long category names on a narrow
+    // panel) go on two alternating rows, each drawn below its tick
+    let plot_w = panel_w as i32 - y_area - px(8.0 + 24.0);
+    let stagger = !x_labels_fit(area, &p.x.ticks, p.x.hi - p.x.lo, plot_w, &tick_measure)?;
+    let rows = if stagger { 2.0 } else { 1.0 };
+    let x_area = px(5.0 + 5.0 + TICK_EM * 1.2 * rows + 10.0 + LABEL_EM * 1.2);
 
     let mut builder = ChartBuilder::on(area);
     builder
@@ -213,7 +239,13 @@ fn draw_panel<DB: DrawingBackend>(
             .map(|t| t.1.clone())
             .unwrap_or_default()
     };
-    let x_fmt = |v: &f64| label_of(&p.x.ticks, *v);
+    let x_fmt = |v: &f64| {
+        if stagger {
+            String::new() // drawn below, after the mesh
+        } else {
+            label_of(&p.x.ticks, *v)
+        }
+    };
     let y_fmt = |v: &f64| label_of(&p.y.ticks, *v);
     let thin = sc.stroke(1.0);
     chart
@@ -230,6 +262,23 @@ fn draw_panel<DB: DrawingBackend>(
         .set_all_tick_mark_size(px(5.0))
         .draw()
         .map_err(backend_err)?;
+
+    if stagger {
+        let base = area.get_base_pixel();
+        for (i, (x, label)) in p.x.ticks.iter().enumerate() {
+            let (bx, by) = chart.backend_coord(&(*x, p.y.lo));
+            let row = (i % 2) as f64;
+            let y = by - base.1 + px(5.0 + 5.0 + TICK_EM * 1.2 * row);
+            area.draw(&Text::new(
+                label.clone(),
+                (bx - base.0, y),
+                sc.font(TICK_EM)
+                    .color(&BLACK)
+                    .pos(Pos::new(HPos::Center, VPos::Top)),
+            ))
+            .map_err(backend_err)?;
+        }
+    }
 
     // Bands, then lines, then markers.
     for (color, polys) in &p.bands {
@@ -287,4 +336,39 @@ fn draw_panel<DB: DrawingBackend>(
         draw_legend(&plot_area, p, sc)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fits(labels: &[&str], plot_w: i32) -> bool {
+        super::super::style::ensure_font().unwrap();
+        let mut buf = vec![0u8; 3 * 64 * 64];
+        let area = BitMapBackend::with_buffer(&mut buf, (64, 64)).into_drawing_area();
+        let ticks: Vec<(f64, String)> = labels
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (i as f64, l.to_string()))
+            .collect();
+        let style = Scale { s: 1.0, em: 1.0 }.measure(TICK_EM);
+        x_labels_fit(&area, &ticks, labels.len() as f64, plot_w, &style).unwrap()
+    }
+
+    #[test]
+    fn long_category_labels_on_a_narrow_axis_do_not_fit() {
+        // the SequenceMatch sweep's objectives on a 3-panel figure
+        let objectives = [
+            "mle",
+            "kl",
+            "reverse_kl",
+            "js",
+            "chi2",
+            "chi2_mix",
+            "chi2_mix-0.9",
+        ];
+        assert!(!fits(&objectives, 400));
+        assert!(fits(&objectives, 2000));
+        assert!(fits(&["0.001", "0.003", "0.01"], 400));
+    }
 }

@@ -44,8 +44,9 @@ fn thin_out(points: Vec<(f64, f64)>, max: usize) -> Vec<(f64, f64)> {
         .collect()
 }
 
-/// Learning curves of all runs: train loss | validation exact match.
-pub(super) fn curves(sweep: &Sweep, results_dir: &Path) -> (Vec<LinePlot>, FigureOptions) {
+/// Learning curves of all runs: train loss | validation exact match; `None`
+/// when no run has a readable `metrics.csv`.
+pub(super) fn curves(sweep: &Sweep, results_dir: &Path) -> Option<(Vec<LinePlot>, FigureOptions)> {
     let mut loss = Vec::new();
     let mut acc = Vec::new();
     let mut plotted: Vec<&Run> = Vec::new();
@@ -80,6 +81,10 @@ pub(super) fn curves(sweep: &Sweep, results_dir: &Path) -> (Vec<LinePlot>, Figur
         loss.push(Series::new(run.label.clone(), train));
         acc.push(Series::new(run.label.clone(), split("exact_match", "val")));
         plotted.push(run);
+    }
+
+    if plotted.is_empty() {
+        return None;
     }
 
     // Colours: one per run while the palette lasts, else one per
@@ -132,7 +137,7 @@ pub(super) fn curves(sweep: &Sweep, results_dir: &Path) -> (Vec<LinePlot>, Figur
             ..Default::default()
         },
     ];
-    (plots, opts)
+    Some((plots, opts))
 }
 
 #[cfg(test)]

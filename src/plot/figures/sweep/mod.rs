@@ -46,7 +46,8 @@ use tradeoff::tradeoff;
 ///   none), one row per run, runs of one configuration together.
 ///
 /// Runs without a readable `metrics.csv` are left out of `curves` (with a
-/// warning on stderr). A missing or malformed `summary.csv` is an error naming
+/// warning on stderr); when no run has one, `curves` is not written, so an
+/// existing one is kept rather than replaced by an empty figure. A missing or malformed `summary.csv` is an error naming
 /// the file (and line).
 pub fn plot_sweep(results_dir: &Path) -> Result<Vec<PathBuf>> {
     let sweep = read_summary(&results_dir.join("summary.csv"))?;
@@ -61,8 +62,15 @@ pub fn plot_sweep(results_dir: &Path) -> Result<Vec<PathBuf>> {
         Ok(())
     };
 
-    let (curves, opts) = curves(&sweep, results_dir);
-    write_both("curves", &|out| panels_with(&curves, &opts, out))?;
+    match curves(&sweep, results_dir) {
+        Some((curves, opts)) => write_both("curves", &|out| panels_with(&curves, &opts, out))?,
+        // a committed sweep's findings without its run folders (a fresh
+        // clone): the curves drawn when the runs were there stay as they are
+        None => eprintln!(
+            "warning: plot_sweep: no run has a metrics.csv; {} left as it was",
+            out_dir.join("curves.png").display()
+        ),
+    }
 
     let mut stems: Vec<String> = Vec::new();
     for (a, axis) in sweep.axes.iter().enumerate() {
