@@ -10,6 +10,7 @@
 - the stage-1 (MLE warm-up) model per seed.
 
 usage: scripts/sm_tables.py results/sequencematch_arithmetic/summary.csv
+(a sweep without a noise axis gets one column, `fixed`)
 Only the standard library; every number comes from summary.csv.
 """
 import argparse
@@ -33,6 +34,12 @@ def main():
     ap.add_argument("summary")
     a = ap.parse_args()
     rows = list(csv.DictReader(open(a.summary)))
+    global NOISES
+    if NOISE not in rows[0]:
+        # a sweep with one noise kind (e.g. experiments/sequencematch_alpha.toml)
+        for r in rows:
+            r[NOISE] = "fixed"
+        NOISES = ["fixed"]
     objectives = list(dict.fromkeys(r[OBJ] for r in rows))
     seeds = sorted({r["seed"] for r in rows}, key=int)
     cell = defaultdict(list)
