@@ -7,7 +7,9 @@
 //! form) trains on the same 64 answers noised with ground-truth `<bksp>`
 //! noise (p 0.1) plus 32 policy rows from a rollout buffer, laid out as a
 //! one-pass transition batch. The rollout share is the cost of refilling the
-//! 256-rollout buffer, divided by its refresh interval (25 steps).
+//! 256-rollout buffer, divided by its refresh interval (25 steps). The
+//! model first trains 300 MLE steps, so that its rollouts end with `<eos>`
+//! as a warmed-up model's do (a random model's run to the length cap).
 //!
 //! `cargo bench --bench sequencematch_step` prints the medians of 7 pairs
 //! of alternated measurements (MLE, SM, MLE, SM, ...) and their ratio;
@@ -28,6 +30,8 @@ use rewind::train::{train_step, StepSpec};
 
 const PAIRS: usize = 7;
 const STEPS_PER_SAMPLE: usize = 5;
+/// MLE steps on the task before measuring (about 10 s).
+const WARM_STEPS: u64 = 300;
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -48,6 +52,32 @@ fn main() {
     let max_new = task.max_answer_len() + 8;
 
     let clean = StageData::open(&Default::default(), 1, cfg.model.max_len).expect("data");
+
+    // Warm up on the task first, as the sweep's MLE stage does: a random
+    // model's rollouts never stop before the length cap, so its policy rows
+    // (and the padded SM batch) would be longer than in any real stage 2.
+    for step in 0..WARM_STEPS {
+        let batch = clean
+            .batch(
+                task.as_ref(),
+                &model,
+                1,
+                0,
+                step,
+                64,
+                max_new,
+                BatchKind::Tokens,
+                &[],
+            )
+            .expect("warm-up batch");
+        let spec = StepSpec {
+            objective: &Mle,
+            lr: 1e-3,
+            grad_clip: 1.0,
+        };
+        train_step(&mut model, &mut opt, &batch, &spec, &mut Dropout::off()).expect("warm-up");
+    }
+
     let mle_batch = clean
         .batch(
             task.as_ref(),
