@@ -139,10 +139,16 @@ pub(super) fn linear_axis(lo: f64, hi: f64, target: usize) -> Axis {
 /// stay apart on a panel of the narrowest usual width.
 pub(super) fn ticks_fit(ticks: &[(f64, String)], span: f64) -> bool {
     const AXES_W: f64 = 420.0;
+    ticks_fit_width(ticks, span, AXES_W)
+}
+
+/// Whether labels of x ticks stay apart on an axis `axes_w` design pixels
+/// wide (the unit of [`text_w`]).
+pub(super) fn ticks_fit_width(ticks: &[(f64, String)], span: f64, axes_w: f64) -> bool {
     let mut sorted: Vec<&(f64, String)> = ticks.iter().collect();
     sorted.sort_by(|a, b| a.0.total_cmp(&b.0));
     sorted.windows(2).all(|w| {
-        let gap = (w[1].0 - w[0].0) / span * AXES_W;
+        let gap = (w[1].0 - w[0].0) / span * axes_w;
         let need = (text_w(&w[0].1, TICK_EM) + text_w(&w[1].1, TICK_EM)) / 2.0 + 8.0;
         gap >= need
     })
@@ -304,6 +310,26 @@ impl Ranged for TickedCoord {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_category_labels_on_a_narrow_axis_do_not_fit() {
+        // the SequenceMatch sweep's objectives on a 3-panel figure
+        let objectives = [
+            "mle",
+            "kl",
+            "reverse_kl",
+            "js",
+            "chi2",
+            "chi2_mix",
+            "chi2_mix-0.9",
+        ];
+        let axis = categorical_axis(&objectives.map(String::from));
+        let span = axis.hi - axis.lo;
+        assert!(!ticks_fit_width(&axis.ticks, span, 400.0));
+        assert!(ticks_fit_width(&axis.ticks, span, 2000.0));
+        let short = categorical_axis(&["0.001", "0.003", "0.01"].map(String::from));
+        assert!(ticks_fit_width(&short.ticks, short.hi - short.lo, 400.0));
+    }
 
     #[test]
     fn linear_ticks_are_nice() {

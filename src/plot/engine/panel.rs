@@ -9,7 +9,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::axis::TickedCoord;
+use super::axis::{ticks_fit_width, TickedCoord};
 use super::legend::{
     draw_legend, draw_legend_box, legend_rows, legend_size, INSIDE_LEGEND_ROWS, LEGEND_ROW,
     LEGEND_VPAD, RIGHT_LEGEND_TOP,
@@ -172,27 +172,6 @@ fn text_width<DB: DrawingBackend>(
     Ok(w as i32)
 }
 
-/// Whether x tick labels (plot-space positions over `span`) stay apart on
-/// an axis `plot_w` pixels wide, measured in the font they are drawn in.
-fn x_labels_fit<DB: DrawingBackend>(
-    area: &DrawingArea<DB, Shift>,
-    ticks: &[(f64, String)],
-    span: f64,
-    plot_w: i32,
-    style: &TextStyle,
-) -> Result<bool> {
-    for w in ticks.windows(2) {
-        let gap = (w[1].0 - w[0].0).abs() / span * plot_w as f64;
-        let need = (text_width(area, &w[0].1, style)? + text_width(area, &w[1].1, style)?) as f64
-            / 2.0
-            + 8.0;
-        if gap < need {
-            return Ok(false);
-        }
-    }
-    Ok(true)
-}
-
 fn draw_panel<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     plot: &LinePlot,
@@ -213,7 +192,7 @@ fn draw_panel<DB: DrawingBackend>(
     // x tick labels that would overlap (long category names on a narrow
     // panel) go on two alternating rows, each drawn below its tick
     let plot_w = panel_w as i32 - y_area - px(8.0 + 24.0);
-    let stagger = !x_labels_fit(area, &p.x.ticks, p.x.hi - p.x.lo, plot_w, &tick_measure)?;
+    let stagger = !ticks_fit_width(&p.x.ticks, p.x.hi - p.x.lo, f64::from(plot_w) / sc.s);
     let rows = if stagger { 2.0 } else { 1.0 };
     let x_area = px(5.0 + 5.0 + TICK_EM * 1.2 * rows + 10.0 + LABEL_EM * 1.2);
 
@@ -336,39 +315,4 @@ fn draw_panel<DB: DrawingBackend>(
         draw_legend(&plot_area, p, sc)?;
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn fits(labels: &[&str], plot_w: i32) -> bool {
-        super::super::style::ensure_font().unwrap();
-        let mut buf = vec![0u8; 3 * 64 * 64];
-        let area = BitMapBackend::with_buffer(&mut buf, (64, 64)).into_drawing_area();
-        let ticks: Vec<(f64, String)> = labels
-            .iter()
-            .enumerate()
-            .map(|(i, l)| (i as f64, l.to_string()))
-            .collect();
-        let style = Scale { s: 1.0, em: 1.0 }.measure(TICK_EM);
-        x_labels_fit(&area, &ticks, labels.len() as f64, plot_w, &style).unwrap()
-    }
-
-    #[test]
-    fn long_category_labels_on_a_narrow_axis_do_not_fit() {
-        // the SequenceMatch sweep's objectives on a 3-panel figure
-        let objectives = [
-            "mle",
-            "kl",
-            "reverse_kl",
-            "js",
-            "chi2",
-            "chi2_mix",
-            "chi2_mix-0.9",
-        ];
-        assert!(!fits(&objectives, 400));
-        assert!(fits(&objectives, 2000));
-        assert!(fits(&["0.001", "0.003", "0.01"], 400));
-    }
 }

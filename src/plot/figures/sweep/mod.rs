@@ -47,8 +47,8 @@ use tradeoff::tradeoff;
 ///
 /// Runs without a readable `metrics.csv` are left out of `curves` (with a
 /// warning on stderr); when no run has one, `curves` is not written, so an
-/// existing one is kept rather than replaced by an empty figure. A missing or malformed `summary.csv` is an error naming
-/// the file (and line).
+/// existing one is kept rather than replaced by an empty figure. A missing
+/// or malformed `summary.csv` is an error naming the file (and line).
 pub fn plot_sweep(results_dir: &Path) -> Result<Vec<PathBuf>> {
     let sweep = read_summary(&results_dir.join("summary.csv"))?;
     let out_dir = results_dir.join("plots");
