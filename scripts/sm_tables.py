@@ -36,10 +36,11 @@ def main():
     rows = list(csv.DictReader(open(a.summary)))
     global NOISES
     if NOISE not in rows[0]:
-        # a sweep with one noise kind (e.g. experiments/sequencematch_alpha.toml)
+        # a sweep with one noise kind, not swept
         for r in rows:
             r[NOISE] = "fixed"
         NOISES = ["fixed"]
+    NOISES = [n for n in NOISES if any(r[NOISE] == n for r in rows)]
     objectives = list(dict.fromkeys(r[OBJ] for r in rows))
     seeds = sorted({r["seed"] for r in rows}, key=int)
     cell = defaultdict(list)
@@ -74,10 +75,11 @@ def main():
 
     mle = {(r[NOISE], r["seed"]): r for r in rows if r[OBJ] == "mle"}
     for split in ["test", "long"]:
-        print(f"**Paired against MLE on {split}** (same seed, warm-up and noise; points; {len(NOISES)} noise kinds x {len(seeds)} seeds per row)\n")
-        print("| objective | mean difference | range | better than MLE |")
-        print("|---|---|---|---|")
+        print(f"**Paired against MLE on {split}** (same seed, warm-up and noise; points; {len(NOISES)} noise kind(s) x {len(seeds)} seeds per row; the last columns: mean difference per noise kind)\n")
+        print("| objective | mean difference | range | better than MLE | " + " | ".join(NOISES) + " |")
+        print("|---" * (4 + len(NOISES)) + "|")
         diffs = {}
+        per_noise = defaultdict(list)
         for o in objectives:
             if o == "mle":
                 continue
@@ -88,12 +90,15 @@ def main():
                 base = mle.get((r[NOISE], r["seed"]))
                 if base is None:
                     continue
-                d.append(100 * (num(r, f"final:{split}") - num(base, f"final:{split}")))
+                x = 100 * (num(r, f"final:{split}") - num(base, f"final:{split}"))
+                d.append(x)
+                per_noise[(o, r[NOISE])].append(x)
             if d:
                 diffs[o] = d
         for o, d in sorted(diffs.items(), key=lambda kv: -statistics.mean(kv[1])):
             wins = sum(x > 0 for x in d)
-            print(f"| {short(o)} | {statistics.mean(d):+.1f} | {min(d):+.1f} .. {max(d):+.1f} | {wins} of {len(d)} |")
+            cols = [f"{statistics.mean(per_noise[(o, n)]):+.1f}" if per_noise[(o, n)] else "–" for n in NOISES]
+            print(f"| {short(o)} | {statistics.mean(d):+.1f} | {min(d):+.1f} .. {max(d):+.1f} | {wins} of {len(d)} | " + " | ".join(cols) + " |")
         print()
 
     print(f"**After stage 1 ({stage1})**, per seed:\n")
